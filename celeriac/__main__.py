@@ -1,0 +1,5 @@
+"""Run the celeriac command line: ``python -m celeriac``."""
+
+from celeriac.cli import main
+
+main()

@@ -1,0 +1,318 @@
+"""The storage seam for results: read, store, forget, revoke, and wait by notification.
+
+Waiting (``AsyncResult.get``) subscribes to a per-process listener — one dedicated
+connection that LISTENs on the results channel — and re-reads the row when a NOTIFY
+names the task. A slow fallback poll covers a listener that is reconnecting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from celeriac import serialization, states
+from celeriac.broker import jobs_channel, results_channel
+from celeriac.db.pool import Database
+from celeriac.db.queries import query
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_POLL = 5.0  # seconds between re-reads while the listener is healthy
+
+
+@dataclass(frozen=True, slots=True)
+class ResultMeta:
+    """A stored result row."""
+
+    task_id: str
+    status: str
+    content_type: str
+    result: bytes | None
+    traceback: str | None
+    name: str | None
+    request_type: str | None
+    request: bytes | None
+    worker: str | None
+    retries: int | None
+    queue: str | None
+    parent_id: str | None
+    root_id: str | None
+    group_id: str | None
+    date_started: dt.datetime | None
+    date_done: dt.datetime | None
+
+    @property
+    def ready(self) -> bool:
+        return self.status in states.READY_STATES
+
+
+class Backend:
+    """Results in PostgreSQL."""
+
+    def __init__(
+        self, db: Database, accept: frozenset[str], serializer: str, expires: float
+    ) -> None:
+        self.db = db
+        self.schema = db.schema
+        self.accept = accept
+        self.content_type = serializer
+        self.expires = expires
+        self.channel = results_channel(db.schema)
+
+    def _q(self, name: str) -> bytes:
+        return query(name, self.schema)
+
+    # -- reading ----------------------------------------------------------------
+    def get(self, task_id: str) -> ResultMeta | None:
+        """The stored row for ``task_id``, or None (reads as PENDING)."""
+        with self.db.connection() as conn:
+            row = conn.execute(self._q("get_result"), {"task_id": task_id}).fetchone()
+        return _meta(row) if row else None
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, ResultMeta]:
+        """Stored rows for several ids (missing ids are absent)."""
+        with self.db.connection() as conn:
+            rows = conn.execute(self._q("get_results"), {"task_ids": list(task_ids)}).fetchall()
+        return {row[0]: _meta(row) for row in rows}
+
+    def decode(self, meta: ResultMeta) -> Any:
+        """The result value; exception states give the re-created exception."""
+        if meta.result is None:
+            return None
+        value = serialization.loads(meta.result, meta.content_type, self.accept)
+        if meta.status in states.EXCEPTION_STATES and serialization.is_exception_dict(value):
+            return serialization.exception_from_dict(value)
+        return value
+
+    # -- writing ------------------------------------------------------------------
+    def encode(self, value: Any) -> bytes:
+        """Serialize a result (exceptions in Celery's dict form)."""
+        if isinstance(value, BaseException):
+            value = serialization.exception_to_dict(value)
+        return serialization.dumps(value, self.content_type)
+
+    def store_state(
+        self,
+        task_id: str,
+        status: str,
+        value: Any,
+        *,
+        traceback: str | None = None,
+        name: str | None = None,
+        worker: str | None = None,
+        date_started: dt.datetime | None = None,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> None:
+        """Store a state (update_state, STARTED, results recorded outside a worker)."""
+        params = {
+            "task_id": task_id,
+            "status": status,
+            "content_type": self.content_type,
+            "result": self.encode(value),
+            "traceback": traceback,
+            "name": name,
+            "worker": worker,
+            "date_started": date_started,
+            "expires": self.expires,
+            "channel": self.channel,
+        }
+        if conn is not None:
+            conn.execute(self._q("store_state"), params)
+            return
+        with self.db.connection() as own:
+            own.execute(self._q("store_state"), params)
+
+    def forget(self, task_ids: Iterable[str]) -> None:
+        """Delete stored results."""
+        with self.db.connection() as conn:
+            conn.execute(self._q("forget"), {"task_ids": list(task_ids)})
+
+    def revoke(
+        self, task_ids: Sequence[str], terminate: bool, signal: str | None, revoke_expires: float
+    ) -> None:
+        """Revoke durably; waiting jobs become REVOKED at once; running ones get a NOTIFY."""
+        from celeriac.exceptions import TaskRevokedError
+
+        reason = self.encode(TaskRevokedError("revoked"))
+        with self.db.connection() as conn:
+            conn.execute(
+                self._q("revoke"),
+                {
+                    "task_ids": list(task_ids),
+                    "terminate": terminate,
+                    "signal": signal,
+                    "expires": revoke_expires,
+                    "content_type": self.content_type,
+                    "result": reason,
+                    "result_expires": self.expires,
+                    "channel": self.channel,
+                },
+            )
+            import json
+
+            from celeriac.broker import control_channel
+
+            conn.execute(
+                "SELECT pg_notify(%s, %s)",
+                (
+                    control_channel(self.schema),
+                    json.dumps(
+                        {
+                            "command": "revoke",
+                            "task_ids": list(task_ids),
+                            "terminate": terminate,
+                            "signal": signal,
+                        }
+                    ),
+                ),
+            )
+
+    # -- groups ----------------------------------------------------------------------
+    def save_group(self, group_id: str, task_ids: Sequence[str]) -> None:
+        with self.db.connection() as conn:
+            conn.execute(
+                self._q("save_group"),
+                {"group_id": group_id, "task_ids": list(task_ids), "expires": self.expires},
+            )
+
+    def restore_group(self, group_id: str) -> list[str] | None:
+        with self.db.connection() as conn:
+            row = conn.execute(self._q("get_group"), {"group_id": group_id}).fetchone()
+        return list(row[0]) if row else None
+
+    def delete_group(self, group_id: str) -> None:
+        with self.db.connection() as conn:
+            conn.execute(self._q("delete_group"), {"group_id": group_id})
+
+    # -- waiting ---------------------------------------------------------------------
+    def wait_for(
+        self, task_ids: Sequence[str], timeout: float | None, interval: float, done: Any
+    ) -> None:
+        """Block until ``done()`` is true, woken by result notifications.
+
+        ``done`` re-reads the results; it is called at once, after each notification for
+        one of ``task_ids`` and at the fallback poll. Raises TimeoutError after ``timeout``.
+        """
+        from celeriac.exceptions import TimeoutError
+
+        listener = ResultListener.for_database(self.db, self.channel)
+        event = listener.subscribe(task_ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not done():
+                poll = FALLBACK_POLL if listener.healthy else max(interval, 0.1)
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError("The operation timed out.")
+                    poll = min(poll, remaining)
+                event.wait(poll)
+                event.clear()
+        finally:
+            listener.unsubscribe(task_ids, event)
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def _meta(row: tuple[Any, ...]) -> ResultMeta:
+    values = list(row)
+    values[3], values[7] = _bytes(values[3]), _bytes(values[7])
+    return ResultMeta(*values)
+
+
+class ResultListener:
+    """One LISTEN connection per process and database, shared by every waiter."""
+
+    _instances: dict[tuple[int, str, str], ResultListener] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, db: Database, channel: str) -> None:
+        self.db = db
+        self.channel = channel
+        self._waiters: dict[str, set[threading.Event]] = {}
+        self._lock = threading.Lock()
+        self._listening = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_database(cls, db: Database, channel: str) -> ResultListener:
+        key = (os.getpid(), db.url, channel)
+        with cls._instances_lock:
+            if key not in cls._instances:
+                cls._instances[key] = cls(db, channel)
+            return cls._instances[key]
+
+    @property
+    def healthy(self) -> bool:
+        return self._listening.is_set()
+
+    def subscribe(self, task_ids: Iterable[str]) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            for task_id in task_ids:
+                self._waiters.setdefault(task_id, set()).add(event)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="celeriac-results", daemon=True
+                )
+                self._thread.start()
+        self._listening.wait(2.0)
+        return event
+
+    def unsubscribe(self, task_ids: Iterable[str], event: threading.Event) -> None:
+        with self._lock:
+            for task_id in task_ids:
+                waiters = self._waiters.get(task_id)
+                if waiters is not None:
+                    waiters.discard(event)
+                    if not waiters:
+                        del self._waiters[task_id]
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                conn = psycopg.connect(self.db.url, autocommit=True)
+            except psycopg.Error as exc:
+                logger.warning("result listener cannot connect (%s); retrying", type(exc).__name__)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            try:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                self._listening.set()
+                self._wake_all()  # anything stored while we were away
+                backoff = 0.2
+                for notify in conn.notifies():
+                    self._wake(notify.payload.split(","))
+            except psycopg.Error:
+                logger.warning("result listener lost its connection; reconnecting")
+            finally:
+                self._listening.clear()
+                conn.close()
+
+    def _wake(self, task_ids: list[str]) -> None:
+        with self._lock:
+            for task_id in task_ids:
+                for event in self._waiters.get(task_id, ()):
+                    event.set()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            for waiters in self._waiters.values():
+                for event in waiters:
+                    event.set()
+
+
+__all__ = ["Backend", "ResultListener", "ResultMeta", "jobs_channel"]

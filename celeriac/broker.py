@@ -1,0 +1,288 @@
+"""The storage seam for jobs: publish, claim, record outcomes, release, rescue, purge.
+
+Everything that crosses the wire is batched: ``publish`` inserts any number of messages
+in one statement, ``claim`` takes as many due jobs as a worker has free slots, and
+``commit`` records a whole batch of outcomes (results, retries, releases, dead letters
+and the callbacks they publish) in one pipelined transaction — so a callback is published
+exactly when its parent's outcome is recorded, never one without the other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from celeriac.db.pool import Database
+from celeriac.db.queries import query
+from celeriac.message import Job, Message, encode_headers
+
+logger = logging.getLogger(__name__)
+
+
+def jobs_channel(schema: str) -> str:
+    """NOTIFY channel that wakes workers; the payload is a queue name."""
+    return f"celeriac_jobs.{schema}"
+
+
+def results_channel(schema: str) -> str:
+    """NOTIFY channel that wakes ``get()``; the payload is comma-separated task ids."""
+    return f"celeriac_results.{schema}"
+
+
+def control_channel(schema: str) -> str:
+    """NOTIFY channel for remote control of workers (JSON payloads)."""
+    return f"celeriac_control.{schema}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """A job ended (SUCCESS, FAILURE, REVOKED...): delete it, store its outcome."""
+
+    job_id: int
+    attempt: int
+    task_id: str
+    status: str
+    content_type: str
+    result: bytes | None
+    traceback: str | None = None
+    store: bool = True
+    date_started: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """A job retried (new eta, maybe new args) or released (``eta`` None, ``retry`` False)."""
+
+    job_id: int
+    attempt: int
+    task_id: str
+    retry: bool = True
+    eta: dt.datetime | None = None
+    content_type: str = "application/json"
+    result: bytes | None = None
+    traceback: str | None = None
+    store: bool = True
+    body: bytes | None = None
+    queue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateUpdate:
+    """A non-final state to store (STARTED, PROGRESS...)."""
+
+    task_id: str
+    status: str
+    content_type: str
+    result: bytes | None
+    name: str | None = None
+    date_started: dt.datetime | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything a worker records in one transaction."""
+
+    finished: list[Finish] = field(default_factory=list)
+    requeued: list[Requeue] = field(default_factory=list)
+    buried: list[tuple[int, int, str]] = field(default_factory=list)
+    states: list[StateUpdate] = field(default_factory=list)
+    # messages published by finished jobs (callbacks, errbacks): (parent job id, message)
+    publish: list[tuple[int, Message]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.finished or self.requeued or self.buried or self.states or self.publish)
+
+
+class Broker:
+    """Jobs in PostgreSQL."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.schema = db.schema
+        self.channel = jobs_channel(db.schema)
+        self.results_channel = results_channel(db.schema)
+
+    def _q(self, name: str) -> bytes:
+        return query(name, self.schema)
+
+    # -- publishing -------------------------------------------------------------
+    def publish(
+        self, messages: Sequence[Message], conn: psycopg.Connection[Any] | None = None
+    ) -> None:
+        """Insert messages in one statement; on ``conn`` (caller's transaction) if given."""
+        if not messages:
+            return
+        params = self._publish_params(messages)
+        if conn is not None:
+            conn.execute(self._q("publish"), params)
+            return
+        with self.db.connection() as own:
+            own.execute(self._q("publish"), params)
+
+    def _publish_params(self, messages: Sequence[Message]) -> dict[str, Any]:
+        return {
+            "task_ids": [m.task_id for m in messages],
+            "task_names": [m.task_name for m in messages],
+            "queues": [m.queue for m in messages],
+            "priorities": [m.priority for m in messages],
+            "etas": [m.eta for m in messages],
+            "expires": [m.expires for m in messages],
+            "retries": [m.retries for m in messages],
+            "acks_late": [m.acks_late for m in messages],
+            "reject_on_worker_lost": [m.reject_on_worker_lost for m in messages],
+            "content_types": [m.content_type for m in messages],
+            "headers": [encode_headers(m.headers) for m in messages],
+            "bodies": [m.body for m in messages],
+            "channel": self.channel,
+        }
+
+    # -- consuming ---------------------------------------------------------------
+    def claim(
+        self, conn: psycopg.Connection[Any], queue: str, limit: int, worker_id: int
+    ) -> list[Job]:
+        """Claim up to ``limit`` due jobs of ``queue`` for ``worker_id``."""
+        rows = conn.execute(
+            self._q("claim"), {"queue": queue, "limit": limit, "worker_id": worker_id}
+        ).fetchall()
+        return [Job.from_row(row) for row in rows]
+
+    def next_eta(self, conn: psycopg.Connection[Any], queues: Sequence[str]) -> dt.datetime | None:
+        """When the earliest waiting job of ``queues`` is due."""
+        row = conn.execute(self._q("next_eta"), {"queues": list(queues)}).fetchone()
+        return row[0] if row else None
+
+    def commit(
+        self, conn: psycopg.Connection[Any], batch: Batch, worker: str, result_expires: float
+    ) -> set[int]:
+        """Record a batch of outcomes in one transaction; return the accepted job ids."""
+        accepted: set[int] = set()
+        with conn.transaction(), conn.pipeline():
+            cursors = []
+            if batch.finished:
+                params = self._finish_params(batch.finished, worker, result_expires)
+                params.update(self._children_params(batch.publish))
+                cursors.append(conn.execute(self._q("finish"), params))
+            if batch.requeued:
+                cursors.append(
+                    conn.execute(
+                        self._q("retry"),
+                        self._requeue_params(batch.requeued, worker, result_expires),
+                    )
+                )
+            for job_id, attempt, error in batch.buried:
+                conn.execute(
+                    self._q("bury"), {"job_id": job_id, "attempt": attempt, "error": error}
+                )
+            for update in batch.states:
+                conn.execute(
+                    self._q("store_state"), self._state_params(update, worker, result_expires)
+                )
+            self._notify_results(conn, batch)
+            for cursor in cursors:
+                accepted.update(row[0] for row in cursor.fetchall())
+        accepted.update(job_id for job_id, _, _ in batch.buried)
+        return accepted
+
+    def _children_params(self, items: list[tuple[int, Message]]) -> dict[str, Any]:
+        params = self._publish_params([message for _, message in items])
+        children = {f"c_{key}": value for key, value in params.items() if key != "channel"}
+        children["c_parents"] = [parent for parent, _ in items]
+        return children
+
+    def _finish_params(self, items: list[Finish], worker: str, expires: float) -> dict[str, Any]:
+        return {
+            "job_ids": [f.job_id for f in items],
+            "attempts": [f.attempt for f in items],
+            "statuses": [f.status for f in items],
+            "content_types": [f.content_type for f in items],
+            "results": [f.result for f in items],
+            "tracebacks": [f.traceback for f in items],
+            "stores": [f.store for f in items],
+            "started": [f.date_started for f in items],
+            "worker": worker,
+            "expires": expires,
+            "channel": self.channel,
+        }
+
+    def _requeue_params(self, items: list[Requeue], worker: str, expires: float) -> dict[str, Any]:
+        return {
+            "job_ids": [r.job_id for r in items],
+            "attempts": [r.attempt for r in items],
+            "etas": [r.eta for r in items],
+            "content_types": [r.content_type for r in items],
+            "results": [r.result for r in items],
+            "tracebacks": [r.traceback for r in items],
+            "stores": [r.store and r.retry for r in items],
+            "bodies": [r.body for r in items],
+            "queues": [r.queue for r in items],
+            "retry": [r.retry for r in items],
+            "worker": worker,
+            "expires": expires,
+            "channel": self.channel,
+        }
+
+    def _state_params(self, update: StateUpdate, worker: str, expires: float) -> dict[str, Any]:
+        return {
+            "task_id": update.task_id,
+            "status": update.status,
+            "content_type": update.content_type,
+            "result": update.result,
+            "traceback": None,
+            "name": update.name,
+            "worker": worker,
+            "date_started": update.date_started,
+            "expires": expires,
+            "channel": self.results_channel,
+        }
+
+    def _notify_results(self, conn: psycopg.Connection[Any], batch: Batch) -> None:
+        ids = [f.task_id for f in batch.finished if f.store]
+        ids += [r.task_id for r in batch.requeued if r.store and r.retry]
+        for payload in chunk_ids(ids):
+            conn.execute("SELECT pg_notify(%s, %s)", (self.results_channel, payload))
+
+    # -- maintenance and operations ---------------------------------------------------
+    def purge(self, queues: Iterable[str]) -> int:
+        """Delete waiting jobs of ``queues``; return how many."""
+        with self.db.connection() as conn:
+            row = conn.execute(self._q("purge"), {"queues": list(queues)}).fetchone()
+        return int(row[0]) if row else 0
+
+    def queue_lengths(self) -> dict[str, int]:
+        """Waiting jobs per queue."""
+        with self.db.connection() as conn:
+            return dict(conn.execute(self._q("queue_lengths")).fetchall())
+
+
+def chunk_ids(ids: Sequence[str], limit: int = 7800) -> list[str]:
+    """Join ids with commas into payloads under NOTIFY's 8000-byte limit."""
+    payloads: list[str] = []
+    current: list[str] = []
+    size = 0
+    for task_id in ids:
+        if current and size + len(task_id) + 1 > limit:
+            payloads.append(",".join(current))
+            current, size = [], 0
+        current.append(task_id)
+        size += len(task_id.encode()) + 1
+    if current:
+        payloads.append(",".join(current))
+    return payloads
+
+
+__all__ = [
+    "Batch",
+    "Broker",
+    "Finish",
+    "Requeue",
+    "StateUpdate",
+    "chunk_ids",
+    "control_channel",
+    "jobs_channel",
+    "results_channel",
+]

@@ -1,0 +1,27 @@
+"""The ``celeriac`` command: ``celeriac -A proj worker``, ``celeriac migrate`` ...
+
+Options before the subcommand (``-A/--app``, ``-b/--broker``, ``--result-backend``)
+work as in Celery. Each subcommand lives in its own module and calls library code.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from celeriac.cli import migrate as _migrate  # noqa: F401  (registers the command)
+from celeriac.cli import worker as _worker  # noqa: F401
+from celeriac.cli.base import cli
+
+
+def main(argv: list[str] | None = None, obj: Any = None) -> None:
+    """Entry point of the ``celeriac`` console script."""
+    try:
+        cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="celeriac", obj=obj)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+__all__ = ["cli", "main"]

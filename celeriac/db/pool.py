@@ -1,0 +1,104 @@
+"""Connections to PostgreSQL: one pool per process, safe across fork.
+
+The pool is created lazily on first use. A forked child (prefork pool) must never close
+or reuse the sockets it inherited — that would cut its parent's sessions — so after a
+fork the old pool is abandoned untouched and a new one is created. Driver errors are
+translated into celeriac's ``OperationalError`` / ``DatabaseError`` with the cause kept
+and the password masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from celeriac.config import mask_url
+from celeriac.exceptions import DatabaseError, OperationalError
+
+logger = logging.getLogger(__name__)
+
+_abandoned: list[Any] = []  # pools inherited across fork: kept, never closed
+
+
+class Database:
+    """A PostgreSQL database celeriac talks to: URL, schema and a connection pool."""
+
+    def __init__(self, url: str, schema: str = "celeriac", pool_size: int = 10) -> None:
+        self.url = url
+        self.schema = schema
+        self.pool_size = max(2, pool_size)
+        self._pool: ConnectionPool | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self.migrated = False
+
+    def __repr__(self) -> str:
+        return f"<Database {mask_url(self.url)} schema={self.schema}>"
+
+    @property
+    def pool(self) -> ConnectionPool:
+        if self._pool is None or self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    _abandoned.append(self._pool)
+                    self._pool, self._pid = None, os.getpid()
+                if self._pool is None:
+                    self._pool = self._make_pool()
+        return self._pool
+
+    def _make_pool(self) -> ConnectionPool:
+        return ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            kwargs={"autocommit": True},
+            open=True,
+            timeout=30,
+            name=f"celeriac-{self.schema}",
+        )
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """Borrow an autocommit connection; driver errors become celeriac errors."""
+        with translate_errors(self.url):
+            with self.pool.connection() as conn:
+                yield conn
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        """A dedicated connection outside the pool (LISTEN, advisory locks)."""
+        with translate_errors(self.url):
+            return psycopg.connect(self.url, autocommit=True, **kwargs)
+
+    def close(self) -> None:
+        """Close this process's pool."""
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.close()
+        self._pool = None
+
+
+@contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """Turn psycopg errors into celeriac errors that keep the cause, password masked."""
+    try:
+        yield
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        message = str(exc).replace(url, mask_url(url)).strip()
+        raise OperationalError(f"cannot reach PostgreSQL at {mask_url(url)}: {message}") from exc
+    except psycopg.Error as exc:
+        message = str(exc).replace(url, mask_url(url)).strip()
+        raise DatabaseError(f"database error: {message}") from exc
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when ``exc`` means the connection, not the statement, failed."""
+    return isinstance(exc, OperationalError | psycopg.OperationalError | PoolTimeout)
+
+
+__all__ = ["Database", "is_connection_error", "translate_errors"]

@@ -1,0 +1,62 @@
+"""Named SQL blocks loaded from ``sql/queries/*.sql``, composed for a schema.
+
+Each block starts with ``-- name: <name>`` and a one-line purpose. ``{schema}`` in the
+text is replaced by the schema as a quoted identifier (``psycopg.sql.Identifier``), so
+the schema name is never spliced in as raw text. Everything else is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+
+from psycopg import sql
+
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@functools.cache
+def _blocks() -> dict[str, str]:
+    blocks: dict[str, str] = {}
+    folder = resources.files("celeriac.db").joinpath("sql/queries")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            blocks.update(parse_blocks(entry.read_text(encoding="utf-8")))
+    return blocks
+
+
+def parse_blocks(text: str) -> dict[str, str]:
+    """Split a .sql file into its named blocks."""
+    parts = _NAME.split(text)
+    return {
+        name: _strip_comments(body) for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
+
+
+def _strip_comments(body: str) -> str:
+    # Whole-line comments go: psycopg would read a %(name)s in a comment as a parameter.
+    lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
+    return "\n".join(lines).strip().rstrip(";")
+
+
+def with_schema(text: str, schema: str) -> sql.Composed:
+    """Compose SQL text, replacing ``{schema}`` with the quoted identifier."""
+    pieces = text.split("{schema}")
+    composed: list[sql.Composable] = [sql.SQL(pieces[0])]
+    for piece in pieces[1:]:
+        composed += [sql.Identifier(schema), sql.SQL(piece)]
+    return sql.Composed(composed)
+
+
+@functools.cache
+def query(name: str, schema: str) -> bytes:
+    """The named query for ``schema``, composed once and cached as bytes."""
+    try:
+        text = _blocks()[name]
+    except KeyError:
+        raise KeyError(f"no SQL block named {name!r}") from None
+    return with_schema(text, schema).as_bytes(None)
+
+
+__all__ = ["parse_blocks", "query", "with_schema"]

@@ -1,0 +1,151 @@
+-- name: publish
+-- Insert a batch of jobs in one statement (unnest arrays) and wake idle workers of the
+-- queues that got a job: one NOTIFY per queue, not per job. Jobs due later notify too, so
+-- a sleeping worker learns the new earliest eta instead of waiting for its next poll.
+WITH ins AS (
+    INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
+                               acks_late, reject_on_worker_lost, content_type, headers, body)
+    SELECT t.task_id, t.task_name, t.queue, t.priority, coalesce(t.eta, now()), t.expires,
+           t.retries, t.acks_late, t.reject_on_worker_lost, t.content_type, t.headers::jsonb, t.body
+    FROM unnest(%(task_ids)s::text[], %(task_names)s::text[], %(queues)s::text[],
+                %(priorities)s::smallint[], %(etas)s::timestamptz[], %(expires)s::timestamptz[],
+                %(retries)s::int[], %(acks_late)s::bool[], %(reject_on_worker_lost)s::bool[],
+                %(content_types)s::text[], %(headers)s::text[], %(bodies)s::bytea[])
+         AS t(task_id, task_name, queue, priority, eta, expires, retries, acks_late,
+              reject_on_worker_lost, content_type, headers, body)
+    RETURNING queue
+)
+SELECT pg_notify(%(channel)s, q.queue)
+FROM (SELECT DISTINCT queue FROM ins) AS q;
+
+-- name: claim
+-- Claim up to %(limit)s due jobs of one queue for a worker. SKIP LOCKED: concurrent
+-- workers never wait on each other's rows; the ORDER BY matches jobs_claim, so the scan
+-- stops after LIMIT entries. The claim increments the fencing token (attempt) and says
+-- whether the task was revoked (a primary-key probe), saving a round trip.
+WITH next AS (
+    SELECT id FROM {schema}.jobs
+    WHERE state = 'queued' AND queue = %(queue)s AND eta <= now()
+    ORDER BY priority DESC, eta, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs AS j
+SET state = 'running', attempt = j.attempt + 1, worker_id = %(worker_id)s, claimed_at = now()
+FROM next
+WHERE j.id = next.id
+RETURNING j.id, j.attempt, j.task_id, j.task_name, j.queue, j.priority, j.eta, j.expires,
+          j.retries, j.acks_late, j.reject_on_worker_lost, j.content_type, j.headers, j.body,
+          EXISTS (SELECT 1 FROM {schema}.revoked AS r WHERE r.task_id = j.task_id) AS revoked;
+
+-- name: next_eta
+-- When the earliest scheduled job of these queues is due, so an idle worker sleeps until then.
+SELECT min(eta) FROM {schema}.jobs WHERE state = 'queued' AND queue = ANY(%(queues)s);
+
+-- name: finish
+-- Record the outcome of finished jobs and delete them, in one statement. Only rows whose
+-- fencing token still matches are touched: a worker that lost its claim cannot overwrite
+-- the attempt that replaced it. The callbacks/errbacks the outcomes publish are inserted
+-- in the same statement, only for the jobs accepted, so a retried write after a lost
+-- COMMIT reply can never publish them twice. Returns the ids that were accepted.
+WITH o AS (
+    SELECT * FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[], %(statuses)s::text[],
+                         %(content_types)s::text[], %(results)s::bytea[], %(tracebacks)s::text[],
+                         %(stores)s::bool[], %(started)s::timestamptz[])
+         AS o(job_id, attempt, status, content_type, result, traceback, store, date_started)
+), done AS (
+    DELETE FROM {schema}.jobs AS j USING o
+    WHERE j.id = o.job_id AND j.attempt = o.attempt AND j.state = 'running'
+    RETURNING j.id, j.task_id, j.task_name, j.queue, j.retries, j.headers, j.content_type, j.body
+), saved AS (
+    INSERT INTO {schema}.results AS r (task_id, status, content_type, result, traceback, name,
+                                       request_type, request, worker, retries, queue, parent_id,
+                                       root_id, group_id, date_started, date_done, expires_at)
+    SELECT d.task_id, o.status, o.content_type, o.result, o.traceback, d.task_name,
+           d.content_type, d.body, %(worker)s, d.retries, d.queue, d.headers->>'parent_id',
+           d.headers->>'root_id', d.headers->>'group', o.date_started, now(),
+           now() + make_interval(secs => %(expires)s::float8)
+    FROM done AS d JOIN o ON o.job_id = d.id
+    WHERE o.store
+    ON CONFLICT (task_id) DO UPDATE SET
+        status = excluded.status, content_type = excluded.content_type, result = excluded.result,
+        traceback = excluded.traceback, name = excluded.name, request_type = excluded.request_type,
+        request = excluded.request, worker = excluded.worker, retries = excluded.retries,
+        queue = excluded.queue, parent_id = excluded.parent_id, root_id = excluded.root_id,
+        group_id = excluded.group_id,
+        date_started = coalesce(excluded.date_started, r.date_started),
+        date_done = excluded.date_done, expires_at = excluded.expires_at
+), children AS (
+    INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
+                               acks_late, reject_on_worker_lost, content_type, headers, body)
+    SELECT t.task_id, t.task_name, t.queue, t.priority, coalesce(t.eta, now()), t.expires,
+           t.retries, t.acks_late, t.reject_on_worker_lost, t.content_type, t.headers::jsonb, t.body
+    FROM unnest(%(c_parents)s::bigint[], %(c_task_ids)s::text[], %(c_task_names)s::text[],
+                %(c_queues)s::text[], %(c_priorities)s::smallint[], %(c_etas)s::timestamptz[],
+                %(c_expires)s::timestamptz[], %(c_retries)s::int[], %(c_acks_late)s::bool[],
+                %(c_reject_on_worker_lost)s::bool[], %(c_content_types)s::text[],
+                %(c_headers)s::text[], %(c_bodies)s::bytea[])
+         AS t(parent, task_id, task_name, queue, priority, eta, expires, retries, acks_late,
+              reject_on_worker_lost, content_type, headers, body)
+    WHERE t.parent IN (SELECT id FROM done)
+    RETURNING queue
+), woken AS (
+    SELECT pg_notify(%(channel)s, q.queue)
+    FROM (SELECT DISTINCT queue FROM children) AS q
+)
+SELECT d.id FROM done AS d LEFT JOIN (SELECT count(*) FROM woken) AS w ON true;
+
+-- name: retry
+-- Put running jobs back in the queue, fenced like finish: for a later attempt (Task.retry,
+-- storing RETRY with the exception in the same statement) or untouched (retry false: warm
+-- shutdown, Reject(requeue=True), a lost child with reject_on_worker_lost).
+WITH o AS (
+    SELECT * FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[], %(etas)s::timestamptz[],
+                         %(content_types)s::text[], %(results)s::bytea[], %(tracebacks)s::text[],
+                         %(stores)s::bool[], %(bodies)s::bytea[], %(queues)s::text[],
+                         %(retry)s::bool[])
+         AS o(job_id, attempt, eta, content_type, result, traceback, store, body, queue, retry)
+), moved AS (
+    UPDATE {schema}.jobs AS j
+    SET state = 'queued',
+        eta = coalesce(o.eta, CASE WHEN o.retry THEN now() ELSE j.eta END),
+        retries = j.retries + o.retry::int,
+        worker_id = NULL, claimed_at = NULL, body = coalesce(o.body, j.body),
+        queue = coalesce(o.queue, j.queue)
+    FROM o
+    WHERE j.id = o.job_id AND j.attempt = o.attempt AND j.state = 'running'
+    RETURNING j.id, j.task_id, j.task_name, j.queue, j.retries, j.headers
+), saved AS (
+    INSERT INTO {schema}.results AS r (task_id, status, content_type, result, traceback, name,
+                                       worker, retries, queue, parent_id, root_id, group_id,
+                                       date_done, expires_at)
+    SELECT m.task_id, 'RETRY', o.content_type, o.result, o.traceback, m.task_name, %(worker)s,
+           m.retries, m.queue, m.headers->>'parent_id', m.headers->>'root_id', m.headers->>'group',
+           now(), now() + make_interval(secs => %(expires)s::float8)
+    FROM moved AS m JOIN o ON o.job_id = m.id
+    WHERE o.store
+    ON CONFLICT (task_id) DO UPDATE SET
+        status = excluded.status, content_type = excluded.content_type, result = excluded.result,
+        traceback = excluded.traceback, worker = excluded.worker, retries = excluded.retries,
+        date_done = excluded.date_done, expires_at = excluded.expires_at
+), woken AS (
+    SELECT pg_notify(%(channel)s, q.queue)
+    FROM (SELECT DISTINCT queue FROM moved) AS q
+)
+SELECT m.id FROM moved AS m LEFT JOIN (SELECT count(*) FROM woken) AS w ON true;
+
+-- name: bury
+-- Move a job that cannot be decoded aside (dead letter) with the reason; never drop it.
+UPDATE {schema}.jobs SET state = 'dead', error = %(error)s, worker_id = NULL
+WHERE id = %(job_id)s AND attempt = %(attempt)s AND state = 'running';
+
+-- name: purge
+-- Delete waiting jobs of the given queues (celeriac purge). Running jobs are untouched.
+WITH gone AS (
+    DELETE FROM {schema}.jobs WHERE state = 'queued' AND queue = ANY(%(queues)s) RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: queue_lengths
+-- Waiting jobs per queue.
+SELECT queue, count(*) FROM {schema}.jobs WHERE state = 'queued' GROUP BY queue ORDER BY queue;

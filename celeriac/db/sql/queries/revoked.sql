@@ -1,0 +1,41 @@
+-- name: revoke
+-- Record revoked task ids durably, delete their waiting jobs and store REVOKED for them,
+-- in one statement. Running jobs are left to the worker (terminate is a NOTIFY).
+WITH ids AS (
+    SELECT unnest(%(task_ids)s::text[]) AS task_id
+), rec AS (
+    INSERT INTO {schema}.revoked (task_id, expires_at, terminate, signal)
+    SELECT task_id, now() + make_interval(secs => %(expires)s::float8), %(terminate)s, %(signal)s
+    FROM ids
+    ON CONFLICT (task_id) DO UPDATE SET terminate = excluded.terminate, signal = excluded.signal
+    RETURNING task_id
+), gone AS (
+    DELETE FROM {schema}.jobs AS j USING ids
+    WHERE j.task_id = ids.task_id AND j.state = 'queued'
+    RETURNING j.task_id, j.task_name, j.queue, j.retries, j.headers, j.content_type, j.body
+), saved AS (
+    INSERT INTO {schema}.results AS r (task_id, status, content_type, result, name, request_type,
+                                       request, retries, queue, parent_id, root_id, group_id,
+                                       date_done, expires_at)
+    SELECT g.task_id, 'REVOKED', %(content_type)s, %(result)s, g.task_name, g.content_type,
+           g.body, g.retries, g.queue, g.headers->>'parent_id', g.headers->>'root_id',
+           g.headers->>'group', now(), now() + make_interval(secs => %(result_expires)s::float8)
+    FROM gone AS g
+    ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, result = excluded.result,
+        content_type = excluded.content_type, date_done = excluded.date_done
+    RETURNING task_id
+)
+SELECT (SELECT count(*) FROM rec), (SELECT count(*) FROM saved),
+       (SELECT pg_notify(%(channel)s, string_agg(task_id, ',')) FROM saved);
+
+-- name: revoked_among
+-- Which of these task ids are revoked (checked before a claimed job runs).
+SELECT task_id FROM {schema}.revoked WHERE task_id = ANY(%(task_ids)s);
+
+-- name: list_revoked
+-- All revoked ids still remembered.
+SELECT task_id FROM {schema}.revoked ORDER BY revoked_at;
+
+-- name: prune_revoked
+-- Forget revoked ids after their expiry.
+DELETE FROM {schema}.revoked WHERE expires_at < now();

@@ -1,0 +1,133 @@
+"""The job as plain data: what is published, what a worker claims. No I/O here.
+
+A message follows Celery's protocol v2: headers (id, task, root_id, parent_id, group,
+timelimit, ...) and a body ``[args, kwargs, embed]`` where ``embed`` holds callbacks,
+errbacks, chain and chord. The body is serialized with the task serializer; headers are
+stored as JSON so the database can read ``parent_id`` and ``group`` without decoding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from celeriac import serialization
+from celeriac.exceptions import DecodeError
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A task message ready to be published."""
+
+    task_id: str
+    task_name: str
+    queue: str
+    body: bytes
+    content_type: str
+    headers: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    eta: dt.datetime | None = None
+    expires: dt.datetime | None = None
+    retries: int = 0
+    acks_late: bool = False
+    reject_on_worker_lost: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed job: the message plus its row id and fencing token (attempt)."""
+
+    id: int
+    attempt: int
+    task_id: str
+    task_name: str
+    queue: str
+    priority: int
+    eta: dt.datetime | None
+    expires: dt.datetime | None
+    retries: int
+    acks_late: bool
+    reject_on_worker_lost: bool
+    content_type: str
+    headers: dict[str, Any]
+    body: bytes
+    revoked: bool = False
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Job:
+        """Build a Job from a ``claim`` row (column order of the query)."""
+        (
+            id_,
+            attempt,
+            task_id,
+            task_name,
+            queue,
+            priority,
+            eta,
+            expires,
+            retries,
+            acks_late,
+            reject,
+            content_type,
+            headers,
+            body,
+            revoked,
+        ) = row
+        return cls(
+            id_,
+            attempt,
+            task_id,
+            task_name,
+            queue,
+            priority,
+            eta,
+            expires,
+            retries,
+            acks_late,
+            reject,
+            content_type,
+            headers,
+            bytes(body),
+            bool(revoked),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """The decoded body of a message."""
+
+    args: list[Any]
+    kwargs: dict[str, Any]
+    embed: dict[str, Any]
+
+
+def encode_body(args: Any, kwargs: Any, embed: dict[str, Any] | None, content_type: str) -> bytes:
+    """Serialize ``[args, kwargs, embed]``; raises EncodeError at the call site."""
+    return serialization.dumps([list(args), dict(kwargs), embed or {}], content_type)
+
+
+def decode_body(job: Job, accept: frozenset[str]) -> Body:
+    """Decode a job's body, refusing content types not accepted; raises DecodeError."""
+    value = serialization.loads(job.body, job.content_type, accept)
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 3
+        or not isinstance(value[0], list | tuple)
+        or not isinstance(value[1], dict)
+    ):
+        raise DecodeError(
+            f"message body of task {job.task_name}[{job.task_id}] is not "
+            f"[args, kwargs, embed]: {type(value).__name__}"
+        )
+    embed = value[2] if isinstance(value[2], dict) else {}
+    return Body(list(value[0]), dict(value[1]), embed)
+
+
+def encode_headers(headers: dict[str, Any]) -> str:
+    """Headers as JSON text for the jsonb column (non-JSON values become strings)."""
+    return json.dumps(headers, default=str, separators=(",", ":"))
+
+
+__all__ = ["Body", "Job", "Message", "decode_body", "encode_body", "encode_headers"]

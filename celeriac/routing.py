@@ -1,0 +1,53 @@
+"""Which queue a task goes to: call options, then the task's own, then task_routes.
+
+``task_routes`` takes Celery's forms: a dict of task name (or glob) to options, a list
+of such dicts, or callables ``(name, args, kwargs, options, task=None, **kw)``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from typing import Any
+
+
+def route(
+    routes: Any, name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Any = None
+) -> dict[str, Any]:
+    """Options a route gives this task (may be empty)."""
+    for router in _as_list(routes):
+        found = _lookup(router, name, args, kwargs, options, task)
+        if found:
+            return {"queue": found} if isinstance(found, str) else dict(found)
+    return {}
+
+
+def _as_list(routes: Any) -> list[Any]:
+    if not routes:
+        return []
+    if isinstance(routes, dict | str) or callable(routes):
+        return [routes]
+    return list(routes)
+
+
+def _lookup(
+    router: Any, name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Any
+) -> Any:
+    if isinstance(router, str):
+        from celeriac.config import load_object
+
+        router = load_object(router)
+    if isinstance(router, dict):
+        if name in router:
+            return router[name]
+        for pattern, value in router.items():
+            if isinstance(pattern, str) and fnmatch.fnmatchcase(name, pattern):
+                return value
+        return None
+    if callable(router):
+        fun: Callable[..., Any] = router
+        try:
+            return fun(name, args, kwargs, options, task=task)
+        except TypeError:
+            return fun(name, args, kwargs, options)
+    return None

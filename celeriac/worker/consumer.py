@@ -1,0 +1,192 @@
+"""The claim loop: take as many due jobs as there are free slots, hand them to the pool,
+sleep until woken (NOTIFY, a freed slot, the next eta) or the poll interval passes.
+
+Claims rotate over the worker's queues so no queue starves. Per-task rate limits are a
+token bucket per worker (as in Celery); a job over its rate is put back in the queue
+with an eta instead of being held in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from celeriac import signals
+from celeriac.message import Job
+from celeriac.worker.executor import Outcome
+from celeriac.worker.pool import BasePool
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+logger = logging.getLogger("celeriac.worker")
+
+
+def parse_rate(rate: Any) -> float | None:
+    """'100/s', '10/m', '1/h' or a number (per second) → tasks per second."""
+    if rate is None or rate == "":
+        return None
+    if isinstance(rate, int | float):
+        return float(rate) or None
+    count, _, unit = str(rate).partition("/")
+    per = {"s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}.get(unit.strip()[:1])
+    if per is None:
+        raise ValueError(f"bad rate limit {rate!r}: use e.g. '10/s', '10/m' or '10/h'")
+    value = float(count) / per
+    return value or None
+
+
+class TokenBucket:
+    """Celery's per-worker rate limit."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = 1.0
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """Take a token; return 0, or the seconds to wait when none is left."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class Consumer:
+    """Claims jobs for the pool; runs in the worker's main thread."""
+
+    def __init__(
+        self,
+        app: Celery,
+        pool: BasePool,
+        queues: list[str],
+        hostname: str,
+        worker_id: Callable[[], int],
+        on_outcome: Callable[[Outcome], None],
+        poll_interval: float,
+        disable_rate_limits: bool = False,
+    ) -> None:
+        self.app = app
+        self.pool = pool
+        self.queues = list(queues)
+        self.hostname = hostname
+        self.worker_id = worker_id
+        self.on_outcome = on_outcome
+        self.poll_interval = poll_interval
+        self.disable_rate_limits = disable_rate_limits
+        self.woken = threading.Event()
+        self.stopping = threading.Event()
+        self.buckets: dict[str, TokenBucket | None] = {}
+        self.conn: Any = None
+        self.turn = 0
+        self.next_eta: dt.datetime | None = None
+
+    def wake(self) -> None:
+        self.woken.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.woken.set()
+
+    def run(self) -> None:
+        backoff = 0.2
+        while not self.stopping.is_set():
+            try:
+                self.step()
+                backoff = 0.2
+            except Exception as exc:
+                if self.stopping.is_set():
+                    break
+                logger.error("consumer: cannot claim jobs (%s); retrying in %.1fs", exc, backoff)
+                self._reset()
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._reset()
+
+    def _reset(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+    def step(self) -> None:
+        free = self.pool.free_slots()
+        if free <= 0:
+            self.woken.wait(self.poll_interval)
+            self.woken.clear()
+            return
+        self.woken.clear()
+        jobs = self.claim(free)
+        for job in jobs:
+            if self.stopping.is_set():
+                break
+            self.dispatch(job)
+        if not jobs:
+            self.woken.wait(self._sleep_time())
+
+    def claim(self, free: int) -> list[Job]:
+        if self.conn is None or self.conn.closed:
+            self.conn = self.app.database.connect()
+        jobs: list[Job] = []
+        order = self.queues[self.turn :] + self.queues[: self.turn]
+        self.turn = (self.turn + 1) % len(self.queues)
+        for queue in order:
+            jobs += self.app.broker.claim(self.conn, queue, free - len(jobs), self.worker_id())
+            if len(jobs) >= free:
+                break
+        if not jobs:
+            self.next_eta = self.app.broker.next_eta(self.conn, self.queues)
+        return jobs
+
+    def _sleep_time(self) -> float:
+        if self.next_eta is None:
+            return self.poll_interval
+        wait = (self.next_eta - dt.datetime.now(dt.UTC)).total_seconds()
+        return max(0.0, min(self.poll_interval, wait))
+
+    def dispatch(self, job: Job) -> None:
+        logger.info(
+            "Task %s[%s] received",
+            job.task_name,
+            job.task_id,
+            extra={"task_id": job.task_id, "task_name": job.task_name, "action": "received"},
+        )
+        signals.task_received.send(sender=self, request=job)
+        delay = self._rate_delay(job.task_name)
+        if delay:
+            self.on_outcome(
+                Outcome(
+                    job.id,
+                    job.attempt,
+                    job.task_id,
+                    job.task_name,
+                    "requeue",
+                    "PENDING",
+                    store=False,
+                    retry=False,
+                    eta=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay),
+                )
+            )
+            return
+        self.pool.submit(job)
+
+    def _rate_delay(self, name: str) -> float:
+        if self.disable_rate_limits:
+            return 0.0
+        if name not in self.buckets:
+            task = self.app.tasks.get(name)
+            rate = parse_rate(task.rate_limit) if task is not None else None
+            self.buckets[name] = TokenBucket(rate) if rate else None
+        bucket = self.buckets[name]
+        return bucket.take() if bucket is not None else 0.0
+
+    def set_rate_limit(self, name: str, rate: Any) -> None:
+        parsed = parse_rate(rate)
+        self.buckets[name] = TokenBucket(parsed) if parsed else None

@@ -1,0 +1,500 @@
+"""Running one job, as a pipeline of named steps.
+
+    decode → resolve task → check revoked/expired → request context → prerun
+    → call (under the pool's time limits) → classify the outcome → handlers → postrun
+
+Each step is a method; none of them talks to the job table. The result is an
+``Outcome`` — plain, picklable data the worker's completer records in one batched
+transaction together with the callbacks it publishes. The same steps run in every pool
+(in a prefork child, a thread, or the main thread for solo) and, without storage, for
+``apply()`` / ``task_always_eager``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import inspect
+import logging
+import os
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from celeriac import _state, serialization, signals, states
+from celeriac.exceptions import (
+    ContentDisallowed,
+    DecodeError,
+    EncodeError,
+    Ignore,
+    NotRegistered,
+    Reject,
+    Retry,
+    TaskRevokedError,
+)
+from celeriac.message import Body, Job, Message, decode_body
+from celeriac.task import Context, ExceptionInfo, Task
+from celeriac.worker import callbacks
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+logger = logging.getLogger("celeriac.worker.executor")
+
+Guard = Callable[[float | None, float | None], AbstractContextManager[Any]]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of a job; recorded by the worker's completer."""
+
+    job_id: int
+    attempt: int
+    task_id: str
+    task_name: str
+    kind: str  # "finish" | "requeue" | "bury"
+    status: str
+    content_type: str = serialization.JSON
+    result: bytes | None = None
+    traceback: str | None = None
+    store: bool = True
+    retry: bool = False
+    eta: dt.datetime | None = None
+    body: bytes | None = None
+    queue: str | None = None
+    error: str | None = None
+    runtime: float = 0.0
+    date_started: dt.datetime | None = None
+    publish: list[Message] = field(default_factory=list)
+    errbacks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """How the task body ended, before anything is stored."""
+
+    state: str
+    retval: Any = None
+    exc: BaseException | None = None
+    einfo: ExceptionInfo | None = None
+    retry: Retry | None = None
+    requeue: bool = False
+
+
+class Execution:
+    """One job going through the steps; ``run()`` returns its Outcome."""
+
+    def __init__(self, app: Celery, job: Job, hostname: str, guard: Guard | None = None) -> None:
+        self.app = app
+        self.job = job
+        self.hostname = hostname
+        self.guard: Guard = guard or (lambda soft, hard: nullcontext())
+        self.started = dt.datetime.now(dt.UTC)
+        self.task: Task | None = None
+        self.body: Body | None = None
+
+    def run(self) -> Outcome:
+        try:
+            self.body = self.decode()
+        except (DecodeError, ContentDisallowed) as exc:
+            return self.buried(exc)
+        try:
+            self.task = self.resolve()
+        except NotRegistered as exc:
+            return self.unregistered(exc)
+        refusal = self.check_revoked()
+        if refusal is not None:
+            return refusal
+        request = self.request_context()
+        return self.execute(request)
+
+    # -- steps --------------------------------------------------------------------------
+    def decode(self) -> Body:
+        return decode_body(self.job, self.app.accept_content)
+
+    def resolve(self) -> Task:
+        return self.app.tasks[self.job.task_name]
+
+    def check_revoked(self) -> Outcome | None:
+        expired = self.job.expires is not None and self.job.expires < dt.datetime.now(dt.UTC)
+        if not (self.job.revoked or expired):
+            return None
+        reason = "expired" if expired and not self.job.revoked else "revoked"
+        logger.info(
+            "Discarding revoked task: %s[%s] (%s)",
+            self.job.task_name,
+            self.job.task_id,
+            reason,
+            extra=self._extra("revoked"),
+        )
+        signals.task_revoked.send(
+            sender=self.task, request=None, terminated=False, signum=None, expired=expired
+        )
+        return self.finished(states.REVOKED, TaskRevokedError(reason))
+
+    def request_context(self) -> Context:
+        job, body = self.job, self.body
+        assert body is not None
+        headers = job.headers
+        timelimit = headers.get("timelimit") or [None, None]
+        return Context(
+            {key: value for key, value in headers.items() if key.isidentifier()},
+            id=job.task_id,
+            task=job.task_name,
+            args=body.args,
+            kwargs=body.kwargs,
+            retries=job.retries,
+            is_eager=False,
+            called_directly=False,
+            eta=job.eta.isoformat() if job.eta else None,
+            expires=job.expires.isoformat() if job.expires else None,
+            hostname=self.hostname,
+            correlation_id=job.task_id,
+            delivery_info={
+                "exchange": "",
+                "routing_key": job.queue,
+                "priority": job.priority,
+                "redelivered": job.attempt > 1,
+            },
+            headers=headers,
+            timelimit=tuple(timelimit),
+            callbacks=body.embed.get("callbacks"),
+            errbacks=body.embed.get("errbacks"),
+            chain=body.embed.get("chain"),
+            chord=body.embed.get("chord"),
+            job_id=job.id,
+            attempt=job.attempt,
+        )
+
+    def execute(self, request: Context) -> Outcome:
+        task = self.task
+        assert task is not None and self.body is not None
+        task.push_request(request.as_dict())
+        _state.push_task(task)
+        try:
+            self.prerun(task, request)
+            began = time.monotonic()
+            ran = run_body(
+                task, self.body.args, self.body.kwargs, self.limits(task, request), self.guard
+            )
+            runtime = time.monotonic() - began
+            outcome = self.classify(task, request, ran, runtime)
+            self.postrun(task, request, ran)
+            return outcome
+        finally:
+            _state.pop_task()
+            task.pop_request()
+
+    def limits(self, task: Task, request: Context) -> tuple[float | None, float | None]:
+        hard, soft = request.timelimit or (None, None)
+        return (
+            hard if hard is not None else task.time_limit,
+            soft if soft is not None else task.soft_time_limit,
+        )
+
+    def prerun(self, task: Task, request: Context) -> None:
+        assert self.body is not None
+        signals.task_prerun.send(
+            sender=task, task_id=request.id, task=task, args=self.body.args, kwargs=self.body.kwargs
+        )
+        if task.track_started and not self._ignore_result(task):
+            task.app.backend.store_state(
+                self.job.task_id,
+                states.STARTED,
+                {"pid": os.getpid(), "hostname": self.hostname},
+                name=task.name,
+                worker=self.hostname,
+                date_started=self.started,
+            )
+        task.before_start(self.job.task_id, self.body.args, self.body.kwargs)
+
+    def classify(self, task: Task, request: Context, ran: RunResult, runtime: float) -> Outcome:
+        handler = {
+            states.SUCCESS: self.on_success,
+            states.RETRY: self.on_retry,
+            states.FAILURE: self.on_failure,
+            states.IGNORED: self.on_ignored,
+            states.REJECTED: self.on_rejected,
+        }[ran.state]
+        outcome = handler(task, request, ran)
+        outcome.runtime = runtime
+        return outcome
+
+    def postrun(self, task: Task, request: Context, ran: RunResult) -> None:
+        assert self.body is not None
+        signals.task_postrun.send(
+            sender=task,
+            task_id=request.id,
+            task=task,
+            args=self.body.args,
+            kwargs=self.body.kwargs,
+            retval=ran.retval if ran.exc is None else ran.exc,
+            state=ran.state,
+        )
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def on_success(self, task: Task, request: Context, ran: RunResult) -> Outcome:
+        assert self.body is not None
+        try:
+            outcome = self.finished(states.SUCCESS, ran.retval, store=not self._ignore_result(task))
+        except EncodeError as exc:
+            failed = RunResult(states.FAILURE, exc=exc, einfo=ExceptionInfo(exc))
+            return self.on_failure(task, request, failed)
+        outcome.publish = callbacks.on_success(task.app, request, ran.retval)
+        task.on_success(ran.retval, self.job.task_id, self.body.args, self.body.kwargs)
+        signals.task_success.send(sender=task, result=ran.retval)
+        self._after_return(task, states.SUCCESS, ran.retval, None)
+        return outcome
+
+    def on_failure(self, task: Task, request: Context, ran: RunResult) -> Outcome:
+        assert self.body is not None and ran.exc is not None and ran.einfo is not None
+        store = not self._ignore_result(task) or bool(task.store_errors_even_if_ignored)
+        outcome = self.finished(states.FAILURE, ran.exc, traceback=ran.einfo.traceback, store=store)
+        outcome.publish = callbacks.on_failure(task.app, request, ran.exc, ran.einfo.traceback)
+        task.on_failure(ran.exc, self.job.task_id, self.body.args, self.body.kwargs, ran.einfo)
+        signals.task_failure.send(
+            sender=task,
+            task_id=self.job.task_id,
+            exception=ran.exc,
+            args=self.body.args,
+            kwargs=self.body.kwargs,
+            traceback=ran.exc.__traceback__,
+            einfo=ran.einfo,
+        )
+        self._after_return(task, states.FAILURE, ran.exc, ran.einfo)
+        return outcome
+
+    def on_retry(self, task: Task, request: Context, ran: RunResult) -> Outcome:
+        assert self.body is not None and ran.retry is not None
+        retry = ran.retry
+        reason = retry.exc if retry.exc is not None else retry
+        einfo = ExceptionInfo(reason)
+        eta, body = retry_target(task, retry, self.job)
+        outcome = Outcome(
+            self.job.id,
+            self.job.attempt,
+            self.job.task_id,
+            self.job.task_name,
+            "requeue",
+            states.RETRY,
+            content_type=task.app.backend.content_type,
+            result=task.app.backend.encode(reason),
+            traceback=einfo.traceback,
+            store=not self._ignore_result(task),
+            retry=True,
+            eta=eta,
+            body=body,
+            queue=(retry.sig.options.get("queue") if retry.sig is not None else None),
+            date_started=self.started,
+        )
+        task.on_retry(reason, self.job.task_id, self.body.args, self.body.kwargs, einfo)
+        signals.task_retry.send(sender=task, request=request, reason=reason, einfo=einfo)
+        self._after_return(task, states.RETRY, reason, einfo)
+        return outcome
+
+    def on_ignored(self, task: Task, request: Context, ran: RunResult) -> Outcome:
+        return self.finished(states.IGNORED, None, store=False)
+
+    def on_rejected(self, task: Task, request: Context, ran: RunResult) -> Outcome:
+        if ran.requeue:
+            return Outcome(
+                self.job.id,
+                self.job.attempt,
+                self.job.task_id,
+                self.job.task_name,
+                "requeue",
+                states.REJECTED,
+                store=False,
+                retry=False,
+            )
+        return self.finished(states.REJECTED, None, store=False)
+
+    def finished(
+        self, status: str, value: Any, traceback: str | None = None, store: bool = True
+    ) -> Outcome:
+        backend = self.app.backend
+        return Outcome(
+            self.job.id,
+            self.job.attempt,
+            self.job.task_id,
+            self.job.task_name,
+            "finish",
+            status,
+            content_type=backend.content_type,
+            result=backend.encode(value) if store else None,
+            traceback=traceback,
+            store=store,
+            date_started=self.started,
+        )
+
+    def buried(self, exc: Exception) -> Outcome:
+        reason = f"{type(exc).__name__}: {exc}"
+        logger.error(
+            "Cannot decode task %s[%s]; moved to the dead-letter state: %s",
+            self.job.task_name,
+            self.job.task_id,
+            reason,
+            extra=self._extra("buried"),
+        )
+        signals.task_rejected.send(sender=None, message=self.job, exc=exc)
+        outcome = self.finished(states.FAILURE, exc, traceback=reason)
+        outcome.kind, outcome.error = "bury", reason
+        return outcome
+
+    def unregistered(self, exc: NotRegistered) -> Outcome:
+        logger.error(
+            "Received unregistered task of type %r (id %s): %s",
+            self.job.task_name,
+            self.job.task_id,
+            exc,
+            extra=self._extra("unregistered"),
+        )
+        signals.task_unknown.send(
+            sender=None, message=self.job, exc=exc, name=self.job.task_name, id=self.job.task_id
+        )
+        return self.finished(states.FAILURE, exc, traceback=f"NotRegistered: {exc}")
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _ignore_result(self, task: Task) -> bool:
+        return bool(task.ignore_result or self.job.headers.get("ignore_result"))
+
+    def _after_return(self, task: Task, status: str, retval: Any, einfo: Any) -> None:
+        assert self.body is not None
+        task.after_return(status, retval, self.job.task_id, self.body.args, self.body.kwargs, einfo)
+
+    def _extra(self, action: str) -> dict[str, Any]:
+        return {"task_id": self.job.task_id, "task_name": self.job.task_name, "action": action}
+
+
+def run_body(
+    task: Task,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    limits: tuple[float | None, float | None],
+    guard: Guard,
+) -> RunResult:
+    """Call the task body under the pool's limits and classify how it ended."""
+    hard, soft = limits
+    try:
+        with guard(soft, hard):
+            retval = task.run(*args, **kwargs)
+            if inspect.isawaitable(retval):
+                retval = asyncio.run(_await(retval))
+    except Retry as exc:
+        return RunResult(states.RETRY, exc=exc, retry=exc)
+    except Ignore as exc:
+        return RunResult(states.IGNORED, exc=exc)
+    except Reject as exc:
+        return RunResult(states.REJECTED, exc=exc, requeue=exc.requeue)
+    except Exception as exc:
+        return _failure_or_autoretry(task, exc)
+    return RunResult(states.SUCCESS, retval=retval)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _failure_or_autoretry(task: Task, exc: Exception) -> RunResult:
+    if (
+        task.autoretry_for
+        and isinstance(exc, tuple(task.autoretry_for))
+        and not isinstance(exc, tuple(task.dont_autoretry_for))
+    ):
+        options = dict(task.retry_kwargs)
+        if task.retry_backoff:
+            options["countdown"] = task.backoff_countdown(task.request.retries)
+        try:
+            task.retry(exc=exc, **options)
+        except Retry as retry:
+            return RunResult(states.RETRY, exc=retry, retry=retry)
+        except Exception as final:
+            exc = final if isinstance(final, Exception) else exc
+    if isinstance(exc, tuple(task.throws)):
+        logger.info("Task %s[%s] raised expected: %r", task.name, task.request.id, exc)
+    return RunResult(states.FAILURE, exc=exc, einfo=ExceptionInfo(exc))
+
+
+def retry_target(task: Task, retry: Retry, job: Job) -> tuple[dt.datetime | None, bytes | None]:
+    """When the retry runs, and its new body when args or kwargs changed."""
+    when = retry.when
+    eta = None
+    if isinstance(when, dt.datetime):
+        eta = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    elif when:
+        eta = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=float(when))
+    body = None
+    if retry.sig is not None:
+        from celeriac.message import encode_body
+
+        request = task.request
+        if list(retry.sig.args) != list(request.args) or dict(retry.sig.kwargs) != dict(
+            request.kwargs
+        ):
+            embed = {
+                "callbacks": request.callbacks,
+                "errbacks": request.errbacks,
+                "chain": request.chain,
+                "chord": request.chord,
+            }
+            body = encode_body(retry.sig.args, retry.sig.kwargs, embed, job.content_type)
+    return eta, body
+
+
+__all__ = ["Execution", "Outcome", "RunResult", "run_body"]
+
+
+def lost(
+    app: Celery, job: Job, hostname: str, exc: BaseException, whole_worker: bool = False
+) -> Outcome:
+    """The outcome of a job whose process died or hit its hard time limit.
+
+    A job cut off by the death of a pool child is queued again when its task is
+    ``acks_late`` and ``reject_on_worker_lost``; when the whole worker died (its claim was
+    never acknowledged) an ``acks_late`` job is always queued again, as a broker
+    redelivers an unacked message. Otherwise it ends FAILURE with ``exc``
+    (WorkerLostError / TimeLimitExceeded) and its errbacks run.
+    """
+    from celeriac.exceptions import WorkerLostError
+
+    execution = Execution(app, job, hostname)
+    try:
+        execution.body = execution.decode()
+        task = execution.task = execution.resolve()
+    except (DecodeError, ContentDisallowed, NotRegistered):
+        return execution.finished(states.FAILURE, exc, traceback=repr(exc))
+    acks_late = task.acks_late if task.acks_late is not None else job.acks_late
+    requeue = (
+        task.reject_on_worker_lost
+        if task.reject_on_worker_lost is not None
+        else job.reject_on_worker_lost
+    )
+    if isinstance(exc, WorkerLostError) and acks_late and (requeue or whole_worker):
+        logger.warning(
+            "Task %s[%s]: %s; queued again (acks_late, reject_on_worker_lost)",
+            job.task_name,
+            job.task_id,
+            exc,
+            extra=execution._extra("requeued"),
+        )
+        return Outcome(
+            job.id,
+            job.attempt,
+            job.task_id,
+            job.task_name,
+            "requeue",
+            states.PENDING,
+            store=False,
+            retry=False,
+        )
+    request = execution.request_context()
+    einfo = ExceptionInfo(exc)
+    einfo.traceback = f"{type(exc).__name__}: {exc}"
+    task.push_request(request.as_dict())
+    try:
+        ran = RunResult(states.FAILURE, exc=exc, einfo=einfo)
+        return execution.on_failure(task, request, ran)
+    finally:
+        task.pop_request()

@@ -1,0 +1,340 @@
+"""The worker: start-up, the main loop, process signals, shutdown.
+
+Signals (as Celery): TERM = warm shutdown (claim nothing new, finish what runs, exit 0);
+INT once = warm, twice = cold; QUIT = cold shutdown (running acks_late jobs go back to
+the queue, early-acknowledged ones end WorkerLostError; exit 1); HUP = warm shutdown
+then restart in place (exec); USR1 = dump every thread's stack to stderr.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import faulthandler
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from celeriac import signals, states
+from celeriac.config import as_seconds, mask_url
+from celeriac.db.queries import query
+from celeriac.exceptions import ImproperlyConfigured, Terminated, TimeLimitExceeded
+from celeriac.message import Job
+from celeriac.worker.completer import Completer
+from celeriac.worker.consumer import Consumer
+from celeriac.worker.executor import Execution, Outcome, lost
+from celeriac.worker.listener import Listener
+from celeriac.worker.maintenance import Maintenance, liveness_namespace
+from celeriac.worker.pool import POOLS, BasePool
+
+if TYPE_CHECKING:
+    from celeriac.app import Celery
+
+logger = logging.getLogger("celeriac.worker")
+
+EX_OK, EX_FAILURE = 0, 1
+
+
+def expand_hostname(name: str | None) -> str:
+    """Celery's node name: %h host, %n name part of host, %d domain; default celery@%h."""
+    host = socket.gethostname()
+    short, _, domain = host.partition(".")
+    name = name or "celery@%h"
+    name = name.replace("%h", host).replace("%n", short).replace("%d", domain).replace("%%", "%")
+    return name if "@" in name else f"{name}@{host}"
+
+
+class Worker:
+    """A celeriac worker node."""
+
+    def __init__(
+        self,
+        app: Celery,
+        hostname: str | None = None,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        queues: list[str] | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+        prefetch_multiplier: int | None = None,
+        argv: list[str] | None = None,
+        **options: Any,
+    ) -> None:
+        conf = app.conf
+        self.app = app
+        self.hostname = expand_hostname(hostname)
+        self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
+        self.pool_name = pool or conf.worker_pool or "prefork"
+        if self.pool_name not in POOLS:
+            raise ImproperlyConfigured(
+                f"unknown pool {self.pool_name!r}: use one of prefork, threads, solo"
+            )
+        if self.pool_name == "solo":
+            self.concurrency = 1
+        self.queues = queues or [conf.task_default_queue]
+        self.time_limit = time_limit if time_limit is not None else None
+        self.soft_time_limit = soft_time_limit
+        self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child or conf.worker_max_memory_per_child
+        self.prefetch_multiplier = prefetch_multiplier or conf.worker_prefetch_multiplier
+        self.argv = argv
+        self.result_expires = as_seconds(conf.result_expires) or 10 * 365 * 86400.0
+        self.shutdown_mode: str | None = None
+        self.int_count = 0
+        self.worker_id = 0
+        self.started_at = dt.datetime.now(dt.UTC)
+        self.processed = 0
+        self.lock = threading.Lock()
+        self.pool: BasePool
+        self.exit_code = EX_OK
+
+    # -- start-up ---------------------------------------------------------------------------
+    def start(self) -> int:
+        """Run until shut down; return the exit code."""
+        app = self.app
+        signals.celeryd_init.send(sender=self.hostname, instance=self, conf=app.conf, options={})
+        app.import_default_modules()
+        app.ensure_schema()
+        signals.worker_init.send(sender=self)
+        self.worker_id = self.register()
+        self.completer = Completer(app.broker, app.database, self.hostname, self.result_expires)
+        self.pool = POOLS[self.pool_name](
+            app,
+            self.concurrency,
+            self.hostname,
+            on_outcome=self.on_outcome,
+            on_lost=self.on_lost,
+            on_free=lambda: self.consumer.wake(),
+            time_limit=self.time_limit,
+            soft_time_limit=self.soft_time_limit,
+            max_tasks_per_child=self.max_tasks_per_child,
+            max_memory_per_child=self.max_memory_per_child,
+        )
+        self.consumer = Consumer(
+            app,
+            self.pool,
+            self.queues,
+            self.hostname,
+            lambda: self.worker_id,
+            self.completer.add,
+            float(app.conf.worker_poll_interval),
+            bool(app.conf.worker_disable_rate_limits),
+        )
+        self.listener = Listener(
+            app.database,
+            self.worker_id,
+            liveness_namespace(app.database.schema),
+            self.queues,
+            self.consumer.wake,
+            self.on_control,
+            float(app.conf.worker_heartbeat_interval),
+            self.stats,
+            self.register,
+        )
+        self.listener.connect()
+        self.install_signal_handlers()
+        self.pool.start()  # fork children after the listener connected: they abandon it
+        self.completer.start()
+        self.listener.start()
+        self.maintenance = Maintenance(
+            app,
+            self.hostname,
+            float(app.conf.worker_heartbeat_interval),
+            float(app.conf.worker_lost_timeout),
+            self.result_expires,
+        )
+        self.maintenance.start()
+        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=app.conf)
+        self.banner()
+        logger.info("%s ready.", self.hostname)
+        signals.worker_ready.send(sender=self)
+        self.consumer.run()
+        return self.shutdown()
+
+    def register(self) -> int:
+        """Add this worker's row; refuse a second live worker with the same name."""
+        db = self.app.database
+        with db.connection() as conn:
+            live = conn.execute(
+                query("live_worker_named", db.schema),
+                {"name": self.hostname, "lock_ns": liveness_namespace(db.schema)},
+            ).fetchone()
+            if live is not None:
+                raise ImproperlyConfigured(
+                    f"a worker named {self.hostname!r} is already running (pid {live[1]} on "
+                    f"{live[2]}); give this one another name with -n, e.g. -n worker2@%h"
+                )
+            row = conn.execute(
+                query("register_worker", db.schema),
+                {
+                    "name": self.hostname,
+                    "hostname": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "pool": self.pool_name,
+                    "concurrency": self.concurrency,
+                    "queues": self.queues,
+                    "info": json.dumps({"argv": self.argv or sys.argv}),
+                },
+            ).fetchone()
+        assert row is not None
+        self.worker_id = int(row[0])
+        return self.worker_id
+
+    def banner(self) -> None:
+        app = self.app
+        tasks = sorted(name for name in app.tasks if not name.startswith("celery."))
+        lines = [
+            f" -------------- {self.hostname} v{_version()} (celeriac)",
+            f"--- ***** ----- {dt.datetime.now():%Y-%m-%d %H:%M:%S}",
+            f"- *** --- * --- .> app:         {app.main or '__main__'}:{id(app):#x}",
+            f"- ** ---------- .> transport:   {mask_url(app.database.url)} "
+            f"(schema {app.database.schema})",
+            f"- ** ---------- .> results:     {mask_url(app.result_database.url)}",
+            f"- *** --- * --- .> concurrency: {self.concurrency} ({self.pool_name})",
+            f"-- ******* ---- .> queues:      {', '.join(self.queues)}",
+            "",
+            "[tasks]",
+            *(f"  . {name}" for name in tasks),
+            "",
+        ]
+        print("\n".join(lines), file=sys.stderr, flush=True)
+
+    # -- outcomes ----------------------------------------------------------------------------
+    def on_outcome(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.processed += 1
+        self.completer.add(outcome)
+
+    def on_lost(self, job: Job, exc: BaseException) -> None:
+        """A job's process died, hit its hard limit, or was terminated."""
+        if isinstance(exc, Terminated):
+            from celeriac.exceptions import TaskRevokedError
+
+            execution = Execution(self.app, job, self.hostname)
+            outcome = execution.finished(states.REVOKED, TaskRevokedError("terminated"))
+            signals.task_revoked.send(
+                sender=self.app.tasks.get(job.task_name),
+                request=job,
+                terminated=True,
+                signum=exc.args[0] if exc.args else None,
+                expired=False,
+            )
+        else:
+            if isinstance(exc, TimeLimitExceeded):
+                logger.error("Task %s[%s] raised: %r", job.task_name, job.task_id, exc)
+            else:
+                logger.error("Task %s[%s] lost: %s", job.task_name, job.task_id, exc)
+            outcome = lost(self.app, job, self.hostname, exc)
+        self.on_outcome(outcome)
+
+    # -- remote control (the operations issue adds more commands) -----------------------------
+    def on_control(self, command: dict[str, Any]) -> None:
+        name = command.get("command")
+        destination = command.get("destination")
+        if destination and self.hostname not in destination:
+            return
+        if name == "revoke" and command.get("terminate"):
+            signum = _signum(command.get("signal") or "SIGTERM")
+            for task_id in command.get("task_ids") or []:
+                if self.pool.terminate(task_id, signum):
+                    logger.info("Terminating %s (%s)", task_id, signal.Signals(signum).name)
+        elif name == "shutdown":
+            self.request_shutdown("warm")
+
+    def stats(self) -> dict[str, Any]:
+        return {"processed": self.processed, "active": len(self.pool.active())}
+
+    # -- signals and shutdown ---------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, lambda s, f: self.request_shutdown("warm"))
+        signal.signal(signal.SIGINT, self._on_int)
+        signal.signal(signal.SIGQUIT, lambda s, f: self.request_shutdown("cold"))
+        signal.signal(signal.SIGHUP, lambda s, f: self.request_shutdown("restart"))
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
+
+    def _on_int(self, signum: int, frame: Any) -> None:
+        self.int_count += 1
+        if self.int_count == 1:
+            print(
+                "worker: Hitting Ctrl+C again will initiate cold shutdown, terminating all "
+                "running tasks!",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.request_shutdown("warm")
+        else:
+            self.request_shutdown("cold")
+
+    def request_shutdown(self, mode: str) -> None:
+        if self.shutdown_mode == "cold" or self.shutdown_mode == mode:
+            return
+        if self.shutdown_mode is None or mode == "cold":
+            how = {"warm": "Warm", "cold": "Cold", "restart": "Warm"}[mode]
+            logger.warning("worker: %s shutdown (%s)", how, "MainProcess")
+            signals.worker_shutting_down.send(
+                sender=self.hostname,
+                sig=mode,
+                how=how,
+                exitcode=EX_OK if mode != "cold" else EX_FAILURE,
+            )
+        self.shutdown_mode = mode
+        self.consumer.stop()
+        if mode == "cold":
+            threading.Thread(target=self._cold_stop, daemon=True).start()
+
+    def _cold_stop(self) -> None:
+        cut = self.pool.stop(cold=True)
+        for job in cut:
+            from celeriac.exceptions import WorkerLostError
+
+            self.on_lost(
+                job,
+                WorkerLostError(f"Worker exited prematurely: cold shutdown. Job: {job.task_id}."),
+            )
+        self.completer.flush(timeout=10)
+        self._finish(EX_FAILURE)
+
+    def shutdown(self) -> int:
+        if self.shutdown_mode == "cold":
+            threading.Event().wait()  # _cold_stop exits the process
+        self.pool.stop(cold=False)
+        self._finish(EX_OK)
+        if self.shutdown_mode == "restart":
+            logger.warning("Restarting celeriac worker (%s)", " ".join(sys.argv))
+            os.execv(sys.executable, [sys.executable, "-m", "celeriac", *sys.argv[1:]])
+        return EX_OK
+
+    def _finish(self, code: int) -> None:
+        self.completer.stop()
+        self.maintenance.stop()
+        self.listener.stop()
+        try:
+            with self.app.database.connection() as conn:
+                conn.execute(
+                    query("stop_worker", self.app.database.schema), {"worker_id": self.worker_id}
+                )
+        except Exception as exc:
+            logger.warning("could not mark worker stopped: %s", exc)
+        signals.worker_shutdown.send(sender=self)
+        if code != EX_OK:
+            logging.shutdown()
+            os._exit(code)
+
+
+def _signum(name: Any) -> int:
+    if isinstance(name, int):
+        return name
+    name = str(name).upper()
+    return int(getattr(signal, name if name.startswith("SIG") else f"SIG{name}"))
+
+
+def _version() -> str:
+    from celeriac import __version__
+
+    return __version__
