@@ -1,12 +1,14 @@
 """Which queue a task goes to: call options, then the task's own, then task_routes.
 
-``task_routes`` takes Celery's forms: a dict of task name (or glob) to options, a list
-of such dicts, or callables ``(name, args, kwargs, options, task=None, **kw)``.
+``task_routes`` takes Celery's forms: a dict of task name (glob, or compiled regex) to
+options, a list of such dicts, or callables ``(name, args, kwargs, options, task=None,
+**kw)`` — given directly or as a dotted path; an object with ``route_for_task`` works too.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -37,10 +39,14 @@ def _lookup(
         from celeriac.config import load_object
 
         router = load_object(router)
+    if hasattr(router, "route_for_task"):
+        router = router.route_for_task
     if isinstance(router, dict):
         if name in router:
             return router[name]
         for pattern, value in router.items():
+            if isinstance(pattern, re.Pattern) and pattern.match(name):
+                return value
             if isinstance(pattern, str) and fnmatch.fnmatchcase(name, pattern):
                 return value
         return None

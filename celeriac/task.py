@@ -302,12 +302,6 @@ class Task:
         limit = self.max_retries if max_retries is None else max_retries
         if request.called_directly:
             raise exc or Retry("Task can be retried", None)
-        if (
-            exc is None
-            and sys.exc_info()[1] is not None
-            and not isinstance(sys.exc_info()[1], Retry)
-        ):
-            exc = sys.exc_info()[1]
         if limit is not None and retries > limit:
             if exc is not None:
                 raise exc
@@ -325,25 +319,26 @@ class Task:
             dict(request.kwargs) if kwargs is None else dict(kwargs),
             {**options, "countdown": countdown, "eta": eta},
         )
-        ret = Retry(exc=exc, when=when, sig=sig)
-        if request.is_eager:
-            sig.options.pop("countdown", None)
-            sig.options.pop("eta", None)
-            self.apply(sig.args, sig.kwargs, task_id=request.id, retries=retries, throw=True).get()
-            if throw:
-                raise ret
-            return ret
+        current = sys.exc_info()[1]
+        if exc is None and current is not None and not isinstance(current, Retry):
+            exc = current  # what the RETRY state shows; not a reason to re-raise at the limit
+        ret = Retry(exc=exc, when=when, sig=sig, is_eager=bool(request.is_eager))
         if throw:
             raise ret
         return ret
 
     def backoff_countdown(self, retries: int) -> float:
-        """The countdown autoretry uses for ``retries`` (backoff, cap, full jitter)."""
-        factor = 1 if self.retry_backoff is True else float(self.retry_backoff)
-        countdown = min(float(self.retry_backoff_max), factor * (2**retries))
+        """The countdown autoretry uses after ``retries`` retries: Celery's rule.
+
+        ``min(retry_backoff_max, factor * 2**retries)`` with ``factor =
+        int(max(1, retry_backoff))`` (True is 1), then full jitter —
+        ``random.randrange(countdown + 1)`` — when ``retry_jitter`` (the default).
+        """
+        factor = int(max(1.0, float(self.retry_backoff)))
+        countdown = int(min(float(self.retry_backoff_max), factor * (2**retries)))
         if self.retry_jitter:
-            countdown = float(random.randrange(int(countdown) + 1))
-        return max(0.0, float(countdown))
+            countdown = random.randrange(countdown + 1)
+        return float(max(0, countdown))
 
     # results -------------------------------------------------------------------------
     def update_state(

@@ -49,17 +49,17 @@ def find_app(path: str) -> Any:
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name.split(".")[0] and exc.name != module_name:
-            raise
-        if "." in module_name and not attr:
-            parent, _, attr = module_name.rpartition(".")
-            return getattr(importlib.import_module(parent), attr)
-        raise click.UsageError(f"cannot import {module_name!r} given with -A: {exc}") from exc
+    module = _maybe_import(module_name)
+    if module is None and "." in module_name and not attr:
+        module_name, _, attr = module_name.rpartition(".")  # -A proj.tasks.app
+        module = _maybe_import(module_name)
+    if module is None:
+        raise click.UsageError(f"cannot import {module_name!r} given with -A {path}")
     if attr:
-        found = getattr(module, attr)
+        try:
+            found = getattr(module, attr)
+        except AttributeError:
+            raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
         return found() if callable(found) and not isinstance(found, Celery) else found
     found = _app_in(module) or _app_in(_maybe_import(f"{module_name}.celery"))
     if found is None:
@@ -73,10 +73,18 @@ def find_app(path: str) -> Any:
 
 
 def _maybe_import(name: str) -> Any:
+    """Import ``name``; None when it (or a parent package) does not exist.
+
+    An import error raised *inside* the module (a missing dependency of the project)
+    is not hidden: it propagates with its own message.
+    """
     try:
         return importlib.import_module(name)
-    except ModuleNotFoundError:
-        return None
+    except ModuleNotFoundError as exc:
+        parts = name.split(".")
+        if exc.name in {".".join(parts[: i + 1]) for i in range(len(parts))}:
+            return None
+        raise
 
 
 def _app_in(module: Any) -> Any:

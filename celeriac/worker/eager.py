@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import _state, serialization, states
 from celeriac.canvas import maybe_signature
-from celeriac.task import Context
+from celeriac.task import Context, ExceptionInfo
 from celeriac.worker.executor import run_body
 
 if TYPE_CHECKING:
@@ -32,17 +32,41 @@ def run_eager(
     retries: int,
     options: dict[str, Any],
 ) -> EagerResult:
-    """Run ``task`` now and return an EagerResult (Celery's ``Task.apply``)."""
-    from celeriac.result import EagerResult
+    """Run ``task`` now and return an EagerResult (Celery's ``Task.apply``).
 
-    app = task.app
+    A retry runs again at once, in this process, with ``request.retries`` one higher
+    (Celery's eager retry): the result is the last attempt's.
+    """
     # round-trip through the serializer, as Celery does, so eager mode catches bad arguments
     content_type = serialization.content_type_of(options.get("serializer") or task.serializer)
     args, kwargs = serialization.loads(
         serialization.dumps([args, kwargs], content_type), content_type, {content_type}
     )
+    while True:
+        request = _request(task, args, kwargs, task_id, retries, link, link_error, options)
+        ran = _run_once(task, request, args, kwargs)
+        retry = ran.retry if ran.state == states.RETRY else None
+        if retry is None or retry.sig is None:
+            break
+        task.on_retry(retry.exc or retry, task_id, args, kwargs, ExceptionInfo(retry))
+        args, kwargs, retries = list(retry.sig.args), dict(retry.sig.kwargs), retries + 1
+    return _eager_result(task, request, ran, throw)
+
+
+def _request(
+    task: Task,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    task_id: str,
+    retries: int,
+    link: Any,
+    link_error: Any,
+    options: dict[str, Any],
+) -> Context:
     parent = _state.current_task()
-    request = Context(
+    headers = options.get("headers") or {}
+    return Context(
+        {key: value for key, value in headers.items() if key.isidentifier()},
         id=task_id,
         task=task.name,
         args=args,
@@ -57,30 +81,40 @@ def run_eager(
         timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
         callbacks=link,
         errbacks=link_error,
-        headers=options.get("headers") or {},
-        **(options.get("headers") or {}),
+        headers=headers,
+        ignore_result=bool(options.get("ignore_result", False)),
     )
+
+
+def _run_once(task: Task, request: Context, args: list[Any], kwargs: dict[str, Any]) -> Any:
     task.push_request(request.as_dict())
     _state.push_task(task)
     try:
-        ran = run_body(task, args, kwargs, (None, None), _no_guard)
+        return run_body(task, args, kwargs, (None, None), _no_guard)
     finally:
         _state.pop_task()
         task.pop_request()
+
+
+def _eager_result(task: Task, request: Context, ran: Any, throw: bool | None) -> EagerResult:
+    from celeriac.result import EagerResult
+
+    app, task_id = task.app, str(request.id)
+    args, kwargs = request.args, request.kwargs
     propagate = app.conf.task_eager_propagates if throw is None else throw
-    if ran.state == states.RETRY and ran.retry is not None and ran.retry.exc is not None:
-        return EagerResult(task_id, ran.retry, states.RETRY, name=task.name, app=app)
     if ran.state == states.FAILURE:
         assert ran.exc is not None and ran.einfo is not None
         task.on_failure(ran.exc, task_id, args, kwargs, ran.einfo)
-        for sig in _list(link_error):
+        for sig in _list(request.errbacks):
             _call_eager_errback(app, sig, request, ran.exc, ran.einfo.traceback)
         if propagate:
             raise ran.exc
         return EagerResult(task_id, ran.exc, states.FAILURE, ran.einfo.traceback, task.name, app)
+    if ran.state == states.RETRY:  # retry(throw=...) without a signature to run
+        return EagerResult(task_id, ran.retry, states.RETRY, name=task.name, app=app)
     if ran.state == states.SUCCESS:
         task.on_success(ran.retval, task_id, args, kwargs)
-        for sig in _list(link):
+        for sig in _list(request.callbacks):
             signature = maybe_signature(sig, app=app)
             if signature is not None:
                 signature.apply_async((ran.retval,))

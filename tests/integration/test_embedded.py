@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,15 +19,18 @@ from celeriac import Celery, embedded
 
 
 @pytest.fixture
-def pgdata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def pgdata(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private data directory; nothing configured, so celeriac must embed a server."""
-    # short path: the server's unix socket lives in it (path length limit)
-    path = tmp_path / "pg"
+    # Not pytest's tmp_path: concurrent pytest sessions prune each other's numbered
+    # directories, and the server's unix socket needs a short path.
+    base = Path(tempfile.mkdtemp(prefix="celeriac-emb-"))
+    path = (base / "pg").resolve()
     monkeypatch.setenv(embedded.ENV_DIR, str(path))
     monkeypatch.delenv("CELERIAC_BROKER_URL", raising=False)
     monkeypatch.delenv("CELERIAC_RESULT_BACKEND", raising=False)
     yield path
     embedded.stop(path)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _running(pgdata: Path) -> bool:
