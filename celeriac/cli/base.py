@@ -34,6 +34,13 @@ class Context:
                 self._app.conf["result_backend"] = self.result_backend
         return self._app
 
+    def connected_app(self) -> Any:
+        """The app, after checking quickly (5 s) that its database answers; raises
+        OperationalError (password masked) instead of waiting for the pool's timeout."""
+        app = self.app
+        app.database.connect(connect_timeout=5).close()
+        return app
+
 
 def _default_app() -> Any:
     from celeriac import Celery

@@ -55,6 +55,7 @@ def expand_path(template: str | None, hostname: str, index: int = 0) -> str | No
 @click.option("-D", "--detach", is_flag=True, help="Run in the background.")
 @click.option("-I", "--include", help="Extra modules to import, comma-separated.")
 @click.option("-B", "--beat", is_flag=True, help="Also run beat (periodic tasks).")
+@click.option("--autoscale", help="MAX,MIN: grow/shrink the prefork pool with the load.")
 @click.pass_obj
 def worker(
     ctx: Context,
@@ -73,6 +74,7 @@ def worker(
     detach: bool,
     include: str | None,
     beat: bool,
+    autoscale: str | None,
 ) -> None:
     """Start a worker node."""
     from celeriac.worker.worker import Worker, expand_hostname
@@ -101,6 +103,7 @@ def worker(
             max_memory_per_child=max_memory_per_child,
             prefetch_multiplier=prefetch_multiplier,
             argv=sys.argv,
+            autoscale=_autoscale(autoscale),
         )
         if beat:
             from celeriac.beat import start_embedded  # type: ignore[import-not-found]
@@ -114,6 +117,12 @@ def worker(
         if pidfile and os.path.exists(pidfile):
             os.unlink(pidfile)
     sys.exit(code)
+
+
+def _autoscale(value: str | None) -> tuple[int, int] | None:
+    from celeriac.worker.autoscale import parse_autoscale
+
+    return parse_autoscale(value) if value else None
 
 
 def _write_pidfile(path: str) -> None:

@@ -289,6 +289,7 @@ class Child:
     conn: Connection
     index: int
     job: Job | None = None
+    retiring: bool = False  # shrinking: exits after its job, not replaced
 
 
 def _child_main(
@@ -385,15 +386,11 @@ class PreforkPool(BasePool):
 
     def free_slots(self) -> int:
         with self.lock:
-            return (
-                sum(1 for c in self.children if c.job is None and c.process.is_alive())
-                if not self.stopping
-                else 0
-            )
+            return sum(1 for c in self.children if self._idle(c)) if not self.stopping else 0
 
     def submit(self, job: Job) -> None:
         with self.lock:
-            child = next(c for c in self.children if c.job is None and c.process.is_alive())
+            child = next(c for c in self.children if self._idle(c))
             hard, soft = self.limits_for(job)
             now = time.monotonic()
             child.job = job
@@ -403,7 +400,40 @@ class PreforkPool(BasePool):
             )
             child.conn.send((job, hard, soft))
 
+    @staticmethod
+    def _idle(child: Child) -> bool:
+        return child.job is None and not child.retiring and child.process.is_alive()
+
+    def grow(self, n: int = 1) -> None:
+        """Add ``n`` child processes (pool_grow, autoscale)."""
+        with self.lock:
+            if self.stopping:
+                return
+            self.children += [self._spawn() for _ in range(n)]
+            self.limit += n
+        self.on_free()
+
+    def shrink(self, n: int = 1) -> None:
+        """Retire ``n`` children (idle ones first; busy ones after their job); keep one."""
+        with self.lock:
+            serving = [c for c in self.children if not c.retiring]
+            n = max(0, min(n, len(serving) - 1))
+            for child in sorted(serving, key=lambda c: c.job is not None)[:n]:
+                child.retiring = True
+                if child.job is None:
+                    self._retire(child)
+            self.limit -= n
+
+    def _retire(self, child: Child) -> None:
+        try:
+            child.conn.send(None)
+        except OSError:
+            pass
+
     def terminate(self, task_id: str, signum: int) -> bool:
+        """Signal the child running ``task_id``. Under the lock, ``child.job`` is that job
+        until its outcome was received, and a child gets its next job only after that: the
+        signal can reach that job or an idle child, never a later job."""
         with self.lock:
             for child in self.children:
                 if child.job is not None and child.job.task_id == task_id:
@@ -451,6 +481,8 @@ class PreforkPool(BasePool):
         with self.lock:
             child.job = None
             self.running.pop(outcome.job_id, None)
+            if child.retiring:
+                self._retire(child)
         self.on_outcome(outcome)
         self.on_free()
 
@@ -462,7 +494,7 @@ class PreforkPool(BasePool):
             self.children.remove(child)
             job, child.job = child.job, None
             slot = self.running.pop(job.id, None) if job is not None else None
-            if not self.stopping:
+            if not self.stopping and not child.retiring:
                 self.children.append(self._spawn())
         child.conn.close()
         if job is not None:

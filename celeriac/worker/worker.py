@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import threading
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
@@ -26,6 +27,7 @@ from celeriac.exceptions import ImproperlyConfigured, Terminated, TimeLimitExcee
 from celeriac.message import Job
 from celeriac.worker.completer import Completer
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.control import Panel
 from celeriac.worker.executor import Execution, Outcome, lost
 from celeriac.worker.listener import Listener
 from celeriac.worker.maintenance import Maintenance, liveness_namespace
@@ -64,6 +66,7 @@ class Worker:
         max_memory_per_child: int | None = None,
         prefetch_multiplier: int | None = None,
         argv: list[str] | None = None,
+        autoscale: tuple[int, int] | None = None,
         **options: Any,
     ) -> None:
         conf = app.conf
@@ -77,6 +80,8 @@ class Worker:
             )
         if self.pool_name == "solo":
             self.concurrency = 1
+        if autoscale and self.pool_name in ("prefork", "processes"):
+            self.concurrency = autoscale[1] or 1
         self.queues = queues or [conf.task_default_queue]
         self.time_limit = time_limit if time_limit is not None else None
         self.soft_time_limit = soft_time_limit
@@ -90,6 +95,10 @@ class Worker:
         self.worker_id = 0
         self.started_at = dt.datetime.now(dt.UTC)
         self.processed = 0
+        self.totals: Counter[str] = Counter()
+        self.autoscale = autoscale
+        self.autoscaler: Any = None
+        self.panel = Panel(self)
         self.lock = threading.Lock()
         self.pool: BasePool
         self.exit_code = EX_OK
@@ -150,12 +159,31 @@ class Worker:
             self.result_expires,
         )
         self.maintenance.start()
+        self.start_autoscaler()
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=app.conf)
         self.banner()
         logger.info("%s ready.", self.hostname)
         signals.worker_ready.send(sender=self)
         self.consumer.run()
         return self.shutdown()
+
+    def start_autoscaler(self) -> None:
+        from celeriac.worker.autoscale import Autoscaler
+        from celeriac.worker.pool import PreforkPool
+
+        if self.autoscale and isinstance(self.pool, PreforkPool):
+            self.autoscaler = Autoscaler(
+                self.pool, self.autoscale[0], self.autoscale[1], self._waiting
+            )
+            self.autoscaler.start()
+
+    def _waiting(self, limit: int) -> int:
+        db = self.app.database
+        with db.connection() as conn:
+            row = conn.execute(
+                query("due_jobs", db.schema), {"queues": self.consumer.queues, "limit": limit}
+            ).fetchone()
+        return int(row[0]) if row else 0
 
     def register(self) -> int:
         """Add this worker's row; refuse a second live worker with the same name."""
@@ -209,6 +237,7 @@ class Worker:
     def on_outcome(self, outcome: Outcome) -> None:
         with self.lock:
             self.processed += 1
+            self.totals[outcome.task_name] += 1
         self.completer.add(outcome)
 
     def on_lost(self, job: Job, exc: BaseException) -> None:
@@ -233,19 +262,9 @@ class Worker:
             outcome = lost(self.app, job, self.hostname, exc)
         self.on_outcome(outcome)
 
-    # -- remote control (the operations issue adds more commands) -----------------------------
+    # -- remote control (commands and replies: worker/control.py) ------------------------------
     def on_control(self, command: dict[str, Any]) -> None:
-        name = command.get("command")
-        destination = command.get("destination")
-        if destination and self.hostname not in destination:
-            return
-        if name == "revoke" and command.get("terminate"):
-            signum = _signum(command.get("signal") or "SIGTERM")
-            for task_id in command.get("task_ids") or []:
-                if self.pool.terminate(task_id, signum):
-                    logger.info("Terminating %s (%s)", task_id, signal.Signals(signum).name)
-        elif name == "shutdown":
-            self.request_shutdown("warm")
+        self.panel.handle(command)
 
     def stats(self) -> dict[str, Any]:
         return {"processed": self.processed, "active": len(self.pool.active())}
@@ -311,6 +330,8 @@ class Worker:
         return EX_OK
 
     def _finish(self, code: int) -> None:
+        if self.autoscaler is not None:
+            self.autoscaler.stop()
         self.completer.stop()
         self.maintenance.stop()
         self.listener.stop()
@@ -325,13 +346,6 @@ class Worker:
         if code != EX_OK:
             logging.shutdown()
             os._exit(code)
-
-
-def _signum(name: Any) -> int:
-    if isinstance(name, int):
-        return name
-    name = str(name).upper()
-    return int(getattr(signal, name if name.startswith("SIG") else f"SIG{name}"))
 
 
 def _version() -> str:
