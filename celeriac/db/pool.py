@@ -24,6 +24,8 @@ from celeriac.exceptions import DatabaseError, OperationalError
 
 logger = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT = 10  # seconds for the first connection of a process
+
 _abandoned: list[Any] = []  # pools inherited across fork: kept, never closed
 
 
@@ -54,6 +56,11 @@ class Database:
         return self._pool
 
     def _make_pool(self) -> ConnectionPool:
+        # Connect once first: an unreachable or misconfigured server fails now with its
+        # own reason ("connection refused", "password authentication failed") instead of
+        # an anonymous PoolTimeout after the pool's 30 s wait.
+        with translate_errors(self.url):
+            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT).close()
         return ConnectionPool(
             self.url,
             min_size=1,
