@@ -153,6 +153,16 @@ class Celery:
         if force:
             self.import_default_modules()
 
+    def finalize(self, auto: bool = False) -> None:
+        """Send ``on_after_configure`` then ``on_after_finalize``, once (worker and beat
+        call it at start-up; ``add_periodic_task`` in such a handler is seen by beat)."""
+        with self._lock:
+            if self._finalized:
+                return
+            self._finalized = True
+        self.on_after_configure.send(sender=self, source=self.conf)
+        self.on_after_finalize.send(sender=self)
+
     def import_default_modules(self) -> None:
         """Import ``include``, ``imports`` and autodiscovered modules (the worker calls it)."""
         signals.import_modules.send(sender=self)

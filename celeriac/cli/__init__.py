@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from celeriac.cli import call as _call  # noqa: F401  (each import registers its command)
+from celeriac.cli import beat as _beat  # noqa: F401  (each import registers its command)
+from celeriac.cli import call as _call  # noqa: F401
 from celeriac.cli import inspect as _inspect  # noqa: F401
 from celeriac.cli import migrate as _migrate  # noqa: F401
 from celeriac.cli import purge as _purge  # noqa: F401

@@ -106,7 +106,7 @@ def worker(
             autoscale=_autoscale(autoscale),
         )
         if beat:
-            from celeriac.beat import start_embedded  # type: ignore[import-not-found]
+            from celeriac.beat import start_embedded
 
             start_embedded(app)
         code = node_worker.start()

@@ -109,6 +109,7 @@ class Worker:
         app = self.app
         signals.celeryd_init.send(sender=self.hostname, instance=self, conf=app.conf, options={})
         app.import_default_modules()
+        app.finalize()
         app.ensure_schema()
         signals.worker_init.send(sender=self)
         self.worker_id = self.register()
