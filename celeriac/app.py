@@ -90,6 +90,9 @@ class Celery:
             self.config_from_object(config_source)
         self.tasks = TaskRegistry()
         base = load_object(task_cls) if isinstance(task_cls, str) else task_cls
+        django = _django_fixup()
+        if base is None and django is not None:
+            base = load_object("celeriac.contrib.django.task:DjangoTask")
         self.Task: type[Task] = type(
             "Task", (base or Task,), {"app": self, "abstract": True, "__module__": __name__}
         )
@@ -105,6 +108,11 @@ class Celery:
         self.on_after_finalize = signals.Signal("on_after_finalize")
         self.on_after_fork = signals.Signal("on_after_fork")
         self._periodic: list[dict[str, Any]] = []
+        # called when apply_async gets no connection=; returning one publishes on it
+        # (the Django fixup returns Django's connection inside atomic())
+        self.publish_connection: Callable[[], Any] | None = None
+        if django is not None:
+            django.install(self)
         _state.register_app(self)
         if set_as_current:
             _state.set_current_app(self)
@@ -412,6 +420,8 @@ class Celery:
                 declare=[],
                 retry_policy=retry_policy,
             )
+        if connection is None and self.publish_connection is not None:
+            connection = self.publish_connection()
         if connection is not None:
             self.broker.publish(messages, conn=connection)
         else:
@@ -491,6 +501,15 @@ class Celery:
         from celeriac.cli import main
 
         main(argv or [], obj=self)
+
+
+def _django_fixup() -> Any:
+    """The Django fixup module when DJANGO_SETTINGS_MODULE is set (as Celery's fixups)."""
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return None
+    from celeriac.contrib.django import fixup
+
+    return fixup
 
 
 def _resolve_packages(packages: Any) -> list[str]:
