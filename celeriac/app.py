@@ -517,7 +517,7 @@ def _resolve_packages(packages: Any) -> list[str]:
         packages = packages()
     if packages is None:
         try:
-            from django.apps import apps  # type: ignore[import-not-found]
+            from django.apps import apps
 
             return [config.name for config in apps.get_app_configs()]
         except Exception:

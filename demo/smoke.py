@@ -42,18 +42,31 @@ class Browser:
     def csrf(self) -> str:
         return next(c.value for c in self.jar if c.name == "csrftoken")
 
-    def post(self, path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[int, str, str]:
+    def post(
+        self, path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes]]
+    ) -> tuple[int, str, str]:
         boundary = uuid.uuid4().hex
         parts = []
         for name, value in {**fields, "csrfmiddlewaretoken": self.csrf()}.items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            parts.append(f"{head}{value}\r\n".encode())
         for name, (filename, data) in files.items():
-            head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            head = (
+                f"--{boundary}\r\nContent-Disposition: form-data; "
+                f'name="{name}"; filename="{filename}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            )
             parts.append(head.encode() + data + b"\r\n")
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         request = urllib.request.Request(
-            self.base + path, data=body, method="POST",
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Referer": self.base + "/", "X-CSRFToken": self.csrf()},
+            self.base + path,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Referer": self.base + "/",
+                "X-CSRFToken": self.csrf(),
+            },
         )
         try:
             with self.opener.open(request, timeout=60) as response:
@@ -75,7 +88,11 @@ def wait(check: Any, timeout: float, what: str) -> Any:
 def story(stack: Stack) -> None:
     browser = Browser(stack.base)
     browser.get("/")
-    status, page, _ = browser.post("/", {"column": "", "email": "smoke@localhost"}, {"file": ("reviews.txt", SAMPLE.read_bytes())})
+    status, page, _ = browser.post(
+        "/",
+        {"column": "", "email": "smoke@localhost"},
+        {"file": ("reviews.txt", SAMPLE.read_bytes())},
+    )
     assert status == 200 and "/projects/" in page, (status, page)
     path = page.removeprefix(stack.base)
     print(f"uploaded the sample: {stack.base}{path}")
@@ -93,21 +110,34 @@ def story(stack: Stack) -> None:
     if data["status"] != "success":
         raise SystemExit(f"FAILED: the project failed: {data['failure_reason']}")
     result = data["result"]
-    print(f"combined: {result['lines']} lines; VADER {result['distribution']['vader']}; "
-          f"model {result['distribution']['model']}; agreement {100 * result['agreement']:.0f}%")
+    print(
+        f"combined: {result['lines']} lines; VADER {result['distribution']['vader']}; "
+        f"model {result['distribution']['model']}; agreement {100 * result['agreement']:.0f}%"
+    )
     print(f"  emotions: {result['emotions']}")
     print(f"  key phrases: {[p['phrase'] for p in result['phrases'][:8]]}")
     print(f"  most negative: {result['most_negative'][0]['text']!r}")
     browser.post(path + "sequential/", {}, {})
-    seq = wait(lambda: (browser.json(path + "status.json")["timing"]["sequential"] or {}).get("seconds") and browser.json(path + "status.json")["timing"], 900, "the sequential run did not finish")
+    seq = wait(
+        lambda: (
+            (browser.json(path + "status.json")["timing"]["sequential"] or {}).get("seconds")
+            and browser.json(path + "status.json")["timing"]
+        ),
+        900,
+        "the sequential run did not finish",
+    )
     tools = {t["key"]: t["seconds"] for t in data["tools"]}
-    print(f"timings on {seq['cores']} core(s): each tool {tools}; parallel wall {seq['parallel_wall']:.2f} s; "
-          f"sequential {seq['sequential']['seconds']:.2f} s "
-          f"(parallel = {100 * seq['parallel_wall'] / seq['sequential']['seconds']:.0f}% of sequential)")
+    wall, one_by_one = seq["parallel_wall"], seq["sequential"]["seconds"]
+    print(
+        f"timings on {seq['cores']} core(s): each tool {tools}; parallel wall {wall:.2f} s; "
+        f"sequential {one_by_one:.2f} s (parallel = {100 * wall / one_by_one:.0f}% of sequential)"
+    )
     mails = list((stack.var / "mail").glob("*.log"))
     assert mails and "smoke@localhost" in mails[-1].read_text(), "no notification e-mail"
     print(f"notification e-mail written: {mails[-1]}")
-    status, _, body = browser.post("/", {"column": "text"}, {"file": ("broken.csv", b"id,review\n1,hello\n")})
+    status, _, body = browser.post(
+        "/", {"column": "text"}, {"file": ("broken.csv", b"id,review\n1,hello\n")}
+    )
     assert status == 400 and "has no column" in body, (status, body[:300])
     print("a CSV without the chosen column is refused with: \"broken.csv\" has no column 'text' …")
 

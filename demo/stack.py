@@ -55,7 +55,9 @@ def create_database(url: str) -> None:
 def drop_database(url: str) -> None:
     name = conninfo_to_dict(url).get("dbname")
     with psycopg.connect(_admin_url(url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name))))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
+        )
 
 
 def free_port(preferred: int = 0) -> int:
@@ -75,8 +77,13 @@ class Process:
         self.lines: list[str] = []
         self.cond = threading.Condition()
         self.proc = subprocess.Popen(
-            args, cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
+            args,
+            cwd=HERE,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -115,8 +122,13 @@ class Stack:
     """The demo's processes; ``with Stack(...) as stack:`` starts and always stops them."""
 
     def __init__(
-        self, url: str, var: Path, port: int = 8000, echo: bool = True,
-        extra_env: dict[str, str] | None = None, checker_every: float = 30,
+        self,
+        url: str,
+        var: Path,
+        port: int = 8000,
+        echo: bool = True,
+        extra_env: dict[str, str] | None = None,
+        checker_every: float = 30,
     ) -> None:
         self.url, self.var, self.echo = url, var, echo
         self.port = free_port(port)
@@ -147,15 +159,25 @@ class Stack:
         self.manage("migrate", "--no-input", "-v", "0")
         cores = str(os.cpu_count() or 1)
         worker = self.spawn(
-            "worker", "-m", "celeriac", "-A", "demo_site", "worker", "-l", "info",
-            "-P", "prefork", "-c", cores, "-n", "demo@%h",
+            "worker",
+            "-m",
+            "celeriac",
+            "-A",
+            "demo_site",
+            "worker",
+            "-l",
+            "info",
+            "-P",
+            "prefork",
+            "-c",
+            cores,
+            "-n",
+            "demo@%h",
         )
         worker.wait_for(" ready.", 60)
         every = str(self.checker_every)
         self.spawn("checker", "manage.py", "check_projects", "--every", every)
-        web = self.spawn(
-            "web", "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"
-        )
+        web = self.spawn("web", "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload")
         self._wait_http(web, 60)
         return self
 
@@ -165,9 +187,10 @@ class Stack:
             try:
                 with urllib.request.urlopen(self.base + "/", timeout=5):
                     return
-            except OSError:
+            except OSError as exc:
                 if time.monotonic() > deadline or web.proc.poll() is not None:
-                    raise RuntimeError("the web server did not answer:\n" + "\n".join(web.lines))
+                    log = "\n".join(web.lines)
+                    raise RuntimeError(f"the web server did not answer:\n{log}") from exc
                 time.sleep(0.2)
 
     def stop(self) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from analysis.tools.minilm import HEAD, MiniLM  # noqa: E402
+from analysis.tools.minilm import HEAD, MiniLM
 
 CLASSES = ["negative", "neutral", "positive"]
 PER_CLASS = 2000

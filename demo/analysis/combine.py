@@ -22,9 +22,7 @@ def combine(lines: list[str], outputs: dict[str, dict[str, Any]], top: int = 5) 
         confusion[v][m] += 1
     mean = [(a + b) / 2 for a, b in zip(vader["scores"], model["scores"], strict=True)]
     order = sorted(range(len(lines)), key=lambda i: mean[i])
-    gap = sorted(
-        range(len(lines)), key=lambda i: -abs(vader["scores"][i] - model["scores"][i])
-    )
+    gap = sorted(range(len(lines)), key=lambda i: -abs(vader["scores"][i] - model["scores"][i]))
 
     def row(i: int) -> dict[str, Any]:
         return {

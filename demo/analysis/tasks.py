@@ -66,7 +66,7 @@ def _fault(key: str, project: Project) -> None:
     DEMO_FAULT="TOOL:hang" or "TOOL:error", optionally ":NAME" to affect only projects
     whose file name contains NAME (e.g. "model:error:broken").
     """
-    tool, kind, name = (os.environ.get("DEMO_FAULT", "").split(":") + ["", "", ""])[:3]
+    tool, kind, name = [*os.environ.get("DEMO_FAULT", "").split(":"), "", "", ""][:3]
     if tool != key or name not in project.name:
         return
     if kind == "hang":
@@ -158,9 +158,10 @@ def failure_reason(task_id: str) -> str:
     names = {t.key: t.label for t in registry()}
     key = (result.name or "").removeprefix("analysis.")
     who = names.get(key, "Combining the results" if key == "combine" else key or "a task")
-    if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded) or "TimeLimit" in type(
-        exc
-    ).__name__:
+    if (
+        isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded)
+        or "TimeLimit" in type(exc).__name__
+    ):
         return f"{who} did not finish within its time limit ({LIMIT:g} s)."
     return f"{who} failed: {type(exc).__name__}: {exc}"
 

@@ -29,6 +29,7 @@ if MISSING:
     collect_ignore_glob = ["test_*.py"]
 else:
     sys.path.insert(0, str(DEMO))
+    _saved = dict(os.environ)
     os.environ["DJANGO_SETTINGS_MODULE"] = "demo_site.settings"
     os.environ.setdefault(
         "DEMO_DATABASE_URL",
@@ -39,6 +40,9 @@ else:
     import django
 
     django.setup()  # pytest-django set nothing up: the settings module is named only here
+    # settings are loaded now; don't leak them into other tests' worker subprocesses
+    os.environ.clear()
+    os.environ.update(_saved)
 
 
 @pytest.fixture(scope="session")

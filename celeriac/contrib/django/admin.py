@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib import admin, messages  # type: ignore[import-untyped]
-from django.utils.html import format_html  # type: ignore[import-untyped]
+from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from celeriac.contrib.django.models import TaskResult
 
@@ -19,7 +19,7 @@ def _pretty(value: Any) -> str:
 
 
 @admin.register(TaskResult)
-class TaskResultAdmin(admin.ModelAdmin):  # type: ignore[misc]
+class TaskResultAdmin(admin.ModelAdmin):
     """Read-only task results; actions re-send (retry) or revoke the selected tasks."""
 
     list_display = ("task_id", "name", "status", "worker", "date_done", "runtime_display")
@@ -59,22 +59,22 @@ class TaskResultAdmin(admin.ModelAdmin):  # type: ignore[misc]
 
     @admin.display(description="args")
     def args_display(self, obj: TaskResult) -> str:
-        return format_html("<pre>{}</pre>", _pretty(obj.async_result().args))
+        return str(format_html("<pre>{}</pre>", _pretty(obj.async_result().args)))
 
     @admin.display(description="kwargs")
     def kwargs_display(self, obj: TaskResult) -> str:
-        return format_html("<pre>{}</pre>", _pretty(obj.async_result().kwargs))
+        return str(format_html("<pre>{}</pre>", _pretty(obj.async_result().kwargs)))
 
     @admin.display(description="result")
     def result_display(self, obj: TaskResult) -> str:
         result = obj.async_result()
         value = result.result
         text = repr(value) if isinstance(value, BaseException) else _pretty(value)
-        return format_html("<pre>{}</pre>", text)
+        return str(format_html("<pre>{}</pre>", text))
 
     @admin.display(description="traceback")
     def traceback_display(self, obj: TaskResult) -> str:
-        return format_html("<pre>{}</pre>", obj.traceback or "")
+        return str(format_html("<pre>{}</pre>", obj.traceback or ""))
 
     @admin.action(description="Retry: send the selected tasks again (new ids, same arguments)")
     def retry_tasks(self, request: Any, queryset: Any) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import AppConfig  # type: ignore[import-untyped]
-from django.db.models.signals import post_migrate  # type: ignore[import-untyped]
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
-class CeleriacConfig(AppConfig):  # type: ignore[misc]
+class CeleriacConfig(AppConfig):
     """Registers the migrations and the task-result admin."""
 
     name = "celeriac.contrib.django"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models  # type: ignore[import-untyped]
+from django.db import models
 
 from celeriac.contrib.django.schema import schema_name
 
@@ -14,7 +14,7 @@ def _table(name: str) -> str:
     return f'{schema_name()}"."{name}'
 
 
-class TaskResult(models.Model):  # type: ignore[misc]
+class TaskResult(models.Model):
     """A row of ``<schema>.results``: one task's state, result and metadata."""
 
     task_id = models.TextField(primary_key=True)

@@ -18,7 +18,7 @@ def schema_name() -> str:
 
 def ensure_schema(using: str = "default") -> None:
     """Create or upgrade the schema on Django's connection ``using`` (idempotent)."""
-    from django.db import connections  # type: ignore[import-untyped]
+    from django.db import connections
 
     from celeriac.db.migrate import ensure_current
 

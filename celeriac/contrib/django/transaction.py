@@ -38,7 +38,7 @@ def database_url(settings_dict: dict[str, Any]) -> str:
         }.items()
         if value
     }
-    conninfo = conninfo_to_dict(make_conninfo(**options))
+    conninfo = {k: str(v) for k, v in conninfo_to_dict(make_conninfo(**options)).items()}
     auth = conninfo.get("user", "")
     if conninfo.get("password"):
         auth += f":{conninfo['password']}"

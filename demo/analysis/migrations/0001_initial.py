@@ -4,36 +4,58 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text="the uploaded file's name", max_length=255)),
-                ('file', models.FileField(upload_to='uploads/%Y/%m/%d/')),
-                ('text_column', models.CharField(blank=True, help_text='CSV only', max_length=255)),
-                ('line_count', models.PositiveIntegerField(default=0)),
-                ('owner_session', models.CharField(db_index=True, max_length=64)),
-                ('email', models.EmailField(blank=True, max_length=254)),
-                ('status', models.CharField(choices=[('unassigned', 'Unassigned'), ('pending', 'Pending'), ('success', 'Success'), ('failure', 'Failure')], db_index=True, default='unassigned', max_length=16)),
-                ('failure_reason', models.TextField(blank=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('task_ids', models.JSONField(blank=True, default=dict, help_text='tool → celeriac task id')),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('sequential', models.JSONField(blank=True, help_text='the one-by-one run', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('dispatched_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(help_text="the uploaded file's name", max_length=255)),
+                ("file", models.FileField(upload_to="uploads/%Y/%m/%d/")),
+                ("text_column", models.CharField(blank=True, help_text="CSV only", max_length=255)),
+                ("line_count", models.PositiveIntegerField(default=0)),
+                ("owner_session", models.CharField(db_index=True, max_length=64)),
+                ("email", models.EmailField(blank=True, max_length=254)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("unassigned", "Unassigned"),
+                            ("pending", "Pending"),
+                            ("success", "Success"),
+                            ("failure", "Failure"),
+                        ],
+                        db_index=True,
+                        default="unassigned",
+                        max_length=16,
+                    ),
+                ),
+                ("failure_reason", models.TextField(blank=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                (
+                    "task_ids",
+                    models.JSONField(blank=True, default=dict, help_text="tool → celeriac task id"),
+                ),
+                ("result", models.JSONField(blank=True, null=True)),
+                (
+                    "sequential",
+                    models.JSONField(blank=True, help_text="the one-by-one run", null=True),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("dispatched_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ('-created_at',),
+                "ordering": ("-created_at",),
             },
         ),
     ]

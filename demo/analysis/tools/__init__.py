@@ -68,8 +68,7 @@ def registry() -> list[Tool]:
             "NRC Emotion Lexicon: fear, anger, anticipation, trust, surprise, sadness, "
             "disgust, joy",
             "NRCLex 4.1.0",
-            "code MIT; NRC lexicon for research purposes only (commercial use needs NRC's "
-            "licence)",
+            "code MIT; NRC lexicon for research purposes only (commercial use needs NRC's licence)",
             emotions.run,
         ),
         Tool(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import migrations  # type: ignore[import-untyped]
+from django.db import migrations
 
 
 def forward(apps: Any, schema_editor: Any) -> None:
@@ -19,7 +19,7 @@ def backward(apps: Any, schema_editor: Any) -> None:
     drop_schema(schema_editor.connection.alias)
 
 
-class Migration(migrations.Migration):  # type: ignore[misc]
+class Migration(migrations.Migration):
     # celeriac's migrator runs each SQL migration in its own transaction
     atomic = False
     initial = True
