@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import psycopg
+
 from celeriac import _state, serialization, signals
 from celeriac.backend import Backend
 from celeriac.broker import Broker
@@ -423,6 +425,11 @@ class Celery:
         if connection is None and self.publish_connection is not None:
             connection = self.publish_connection()
         if connection is not None:
+            if not isinstance(connection, psycopg.Connection):
+                raise TypeError(
+                    f"connection= takes a psycopg (3) connection, to publish inside its open "
+                    f"transaction; got {type(connection).__name__}"
+                )
             self.broker.publish(messages, conn=connection)
         else:
             self._publish_with_retry(messages, retry, retry_policy)

@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from celeriac import _state, routing, serialization
@@ -30,10 +31,40 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+def call_arguments(name: str, args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+    """Check ``args`` is a list or tuple and ``kwargs`` a mapping (Celery's TypeErrors).
+
+    Catches the classic ``apply_async(("text"))`` — a string, not a 1-tuple — before it
+    is split into characters.
+    """
+    if args is None:
+        args = ()
+    if not isinstance(args, list | tuple):
+        raise TypeError(
+            f"{name}: task args must be a list or tuple, not {type(args).__name__} "
+            f"(a single argument is written (value,))"
+        )
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(
+            f"{name}: task keyword arguments must be a mapping, not {type(kwargs).__name__}"
+        )
+    return list(args), dict(kwargs)
+
+
+def _seconds(option: str, value: Any) -> float:
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{option} must be a number of seconds, not {type(value).__name__}")
+    return float(value)
+
+
 def resolve_eta(countdown: Any, eta: Any) -> dt.datetime | None:
     """``countdown`` (seconds) wins over ``eta`` (datetime or ISO text), as in Celery."""
     if countdown is not None:
-        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=float(countdown))
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=_seconds("countdown", countdown))
     if eta is None:
         return None
     if isinstance(eta, str):
@@ -82,13 +113,14 @@ class MessageBuilder:
         **fields: Any,
     ) -> Message:
         conf = self.app.conf
-        args = list(args or ())
-        kwargs = dict(kwargs or {})
-        if not isinstance(kwargs, dict):
-            raise TypeError("kwargs must be a mapping")
+        args, kwargs = call_arguments(name, args, kwargs)
         task_id = fields.get("task_id") or str(uuid.uuid4())
-        hard, soft = fields.get("time_limit"), fields.get("soft_time_limit")
-        if hard is not None and soft is not None and float(soft) > float(hard):
+        hard, soft = (
+            None if fields.get(key) is None else _seconds(key, fields[key])
+            for key in ("time_limit", "soft_time_limit")
+        )
+        fields.update(time_limit=hard, soft_time_limit=soft)
+        if hard is not None and soft is not None and soft > hard:
             raise ValueError(f"soft_time_limit ({soft}) must not exceed time_limit ({hard})")
         queue, priority = self._route(name, args, kwargs, options, task_type)
         serializer = options.get("serializer") or conf.task_serializer

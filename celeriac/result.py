@@ -185,7 +185,7 @@ class AsyncResult:
         if callback is not None:
             callback(self.id, value)
         if propagate and meta.status in PROPAGATE_STATES:
-            raise _as_exception(value, meta)
+            raise _with_remote_traceback(_as_exception(value, meta), meta)
         return value
 
     wait = get
@@ -237,6 +237,13 @@ class AsyncResult:
 
     def __del__(self) -> None:  # nothing to release: no per-result subscription
         return None
+
+
+def _with_remote_traceback(exc: BaseException, meta: ResultMeta) -> BaseException:
+    """Attach the worker's traceback text as a note, shown when the error is printed."""
+    if meta.traceback:
+        exc.add_note(f"Remote traceback of task {meta.task_id}:\n{meta.traceback.rstrip()}")
+    return exc
 
 
 def _as_exception(value: Any, meta: ResultMeta) -> BaseException:

@@ -215,8 +215,9 @@ class Task:
         ``connection=`` an open psycopg connection publishes inside the caller's
         transaction: the task exists only if that transaction commits.
         """
-        args = list(args or ())
-        kwargs = dict(kwargs or {})
+        from celeriac.publish import call_arguments
+
+        args, kwargs = call_arguments(self.name, args, kwargs)
         if self.typing:
             self._check_arguments(args, kwargs)
         if self.app.conf.task_always_eager:

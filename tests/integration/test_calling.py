@@ -182,3 +182,28 @@ def test_default_task_names_are_module_dot_function(app: Any) -> None:
     assert named.name == f"{__name__}.named"
     assert renamed.name == "custom.name"
     assert app.tasks["custom.name"] is renamed
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"args": "text"}, "args must be a list or tuple"),
+        ({"args": 5}, "args must be a list or tuple"),
+        ({"kwargs": [("x", 1)]}, "keyword arguments must be a mapping"),
+        ({"countdown": "soon"}, "countdown must be a number of seconds"),
+        ({"time_limit": "long"}, "time_limit must be a number of seconds"),
+        ({"eta": 12}, "eta must be a datetime"),
+        ({"connection": object()}, "psycopg"),
+    ],
+    ids=lambda v: str(v)[:30],
+)
+def test_bad_call_options_are_type_errors_and_nothing_is_written(
+    app: Any, call: dict[str, Any], message: str
+) -> None:
+    @app.task(typing=False)
+    def takes(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    with pytest.raises(TypeError, match=message):
+        takes.apply_async(**call)
+    assert job_rows(app) == []

@@ -44,6 +44,10 @@ def test_failure_propagates_or_is_returned_with_traceback(app: Any) -> None:
     assert result.state == result.status == states.FAILURE
     assert result.traceback is not None and "ValueError: kaput" in result.traceback
     assert "boom" in result.traceback
+    with pytest.raises(ValueError) as info:
+        result.get(timeout=5)
+    (note,) = info.value.__notes__
+    assert note.startswith(f"Remote traceback of task {result.id}") and "kaput" in note
 
 
 def test_result_fields_after_success(app: Any) -> None:
