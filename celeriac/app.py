@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -26,7 +26,7 @@ from celeriac.canvas import Signature, maybe_signature
 from celeriac.config import Settings, as_seconds, load_object
 from celeriac.db.pool import Database, is_connection_error
 from celeriac.exceptions import ImproperlyConfigured, NotRegistered, PayloadTooLarge
-from celeriac.message import Message
+from celeriac.message import ChordJoin, Message
 from celeriac.result import AsyncResult, GroupResult
 from celeriac.task import Task
 
@@ -120,6 +120,9 @@ class Celery:
             _state.set_current_app(self)
         for make in _shared_tasks:
             make(self)
+        from celeriac.builtins import register_builtins
+
+        register_builtins(self)
 
     def __repr__(self) -> str:
         return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
@@ -278,6 +281,7 @@ class Celery:
         if self._broker is None:
             self.ensure_schema()
             self._broker = Broker(self.database)
+            self._broker.joiner = self._chord_joiner()
         return self._broker
 
     @property
@@ -290,7 +294,13 @@ class Celery:
                 serialization.content_type_of(self.conf.result_serializer),
                 as_seconds(self.conf.result_expires) or 10 * 365 * 86400.0,
             )
+            self._backend.joiner = self._chord_joiner()
         return self._backend
+
+    def _chord_joiner(self) -> Any:
+        from celeriac.chords import ChordJoiner
+
+        return ChordJoiner(self)
 
     @property
     def accept_content(self) -> frozenset[str]:
@@ -409,8 +419,10 @@ class Celery:
         connection: Any = None,
         retry: bool = True,
         retry_policy: dict[str, Any] | None = None,
+        chords: Sequence[ChordJoin] = (),
     ) -> None:
-        """Write messages, with the before/after_task_publish signals and publish retries."""
+        """Write messages (and the chords they start) in one statement, with the
+        before/after_task_publish signals and publish retries."""
         for message in messages:
             signals.before_task_publish.send(
                 sender=message.task_name,
@@ -430,23 +442,27 @@ class Celery:
                     f"connection= takes a psycopg (3) connection, to publish inside its open "
                     f"transaction; got {type(connection).__name__}"
                 )
-            self.broker.publish(messages, conn=connection)
+            self.broker.publish(messages, conn=connection, chords=chords)
         else:
-            self._publish_with_retry(messages, retry, retry_policy)
+            self._publish_with_retry(messages, retry, retry_policy, chords)
         for message in messages:
             signals.after_task_publish.send(
                 sender=message.task_name, body=message.body, exchange="", routing_key=message.queue
             )
 
     def _publish_with_retry(
-        self, messages: list[Message], retry: bool, policy: dict[str, Any] | None
+        self,
+        messages: list[Message],
+        retry: bool,
+        policy: dict[str, Any] | None,
+        chords: Sequence[ChordJoin] = (),
     ) -> None:
         policy = {**self.conf.task_publish_retry_policy, **(policy or {})}
         attempts = int(policy.get("max_retries", 3)) if retry else 0
         interval = float(policy.get("interval_start", 0))
         for attempt in range(attempts + 1):
             try:
-                self.broker.publish(messages)
+                self.broker.publish(messages, chords=chords)
                 return
             except Exception as exc:
                 if not is_connection_error(exc) or attempt >= attempts:

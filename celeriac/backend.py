@@ -67,6 +67,7 @@ class Backend:
         self.content_type = serializer
         self.expires = expires
         self.channel = results_channel(db.schema)
+        self.joiner: Any = None  # celeriac.chords.ChordJoiner, set by the app
 
     def _q(self, name: str) -> bytes:
         return query(name, self.schema)
@@ -139,12 +140,15 @@ class Backend:
     def revoke(
         self, task_ids: Sequence[str], terminate: bool, signal: str | None, revoke_expires: float
     ) -> None:
-        """Revoke durably; waiting jobs become REVOKED at once; running ones get a NOTIFY."""
+        """Revoke durably; waiting jobs become REVOKED at once (so do the rest of their
+        chains, and chords they were part of are joined); running ones get a NOTIFY."""
+        from celeriac.broker import run_after_commit
         from celeriac.exceptions import TaskRevokedError
 
         reason = self.encode(TaskRevokedError("revoked"))
-        with self.db.connection() as conn:
-            conn.execute(
+        after = []
+        with self.db.connection() as conn, conn.transaction():
+            rows = conn.execute(
                 self._q("revoke"),
                 {
                     "task_ids": list(task_ids),
@@ -156,7 +160,9 @@ class Backend:
                     "result_expires": self.expires,
                     "channel": self.channel,
                 },
-            )
+            ).fetchall()
+            if self.joiner is not None:
+                after = self.joiner.revoked(conn, rows)
             import json
 
             from celeriac.broker import control_channel
@@ -175,6 +181,7 @@ class Backend:
                     ),
                 ),
             )
+        run_after_commit(after)
 
     # -- groups ----------------------------------------------------------------------
     def save_group(self, group_id: str, task_ids: Sequence[str]) -> None:

@@ -5,21 +5,27 @@ in one statement, ``claim`` takes as many due jobs as a worker has free slots, a
 ``commit`` records a whole batch of outcomes (results, retries, releases, dead letters
 and the callbacks they publish) in one pipelined transaction — so a callback is published
 exactly when its parent's outcome is recorded, never one without the other.
+
+Chords are joined in the same transaction: the statement that records a header task's
+outcome decrements its chord's counter, and when a counter reaches zero the broker's
+``joiner`` (``celeriac.chords.ChordJoiner``, set by the app) publishes the body before
+the transaction commits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
 from celeriac.db.pool import Database
 from celeriac.db.queries import query
-from celeriac.message import Job, Message, encode_headers
+from celeriac.message import ChordJoin, FinalState, Job, Message, encode_headers
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +99,28 @@ class Batch:
     states: list[StateUpdate] = field(default_factory=list)
     # messages published by finished jobs (callbacks, errbacks): (parent job id, message)
     publish: list[tuple[int, Message]] = field(default_factory=list)
+    # chords started by finished jobs (a chord as the next step of a chain)
+    chords: list[tuple[int, ChordJoin]] = field(default_factory=list)
+    # final states of tasks that will never run (the rest of a failed chain)
+    marks: list[tuple[int, FinalState]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.finished or self.requeued or self.buried or self.states or self.publish)
+
+
+AfterCommit = Callable[[], None]
+
+
+class Joiner(Protocol):
+    """Joins complete chords inside the recording transaction (``celeriac.chords``)."""
+
+    def __call__(self, conn: psycopg.Connection[Any], group_ids: list[str]) -> list[AfterCommit]:
+        """Publish the bodies of these chords; return what to run after commit."""
+
+    def store_final(
+        self, conn: psycopg.Connection[Any], states: Sequence[FinalState]
+    ) -> list[AfterCommit]:
+        """Store final states of tasks that will never run; join the chords they end."""
 
 
 class Broker:
@@ -106,18 +131,24 @@ class Broker:
         self.schema = db.schema
         self.channel = jobs_channel(db.schema)
         self.results_channel = results_channel(db.schema)
+        self.joiner: Joiner | None = None
 
     def _q(self, name: str) -> bytes:
         return query(name, self.schema)
 
     # -- publishing -------------------------------------------------------------
     def publish(
-        self, messages: Sequence[Message], conn: psycopg.Connection[Any] | None = None
+        self,
+        messages: Sequence[Message],
+        conn: psycopg.Connection[Any] | None = None,
+        chords: Sequence[ChordJoin] = (),
     ) -> None:
-        """Insert messages in one statement; on ``conn`` (caller's transaction) if given."""
-        if not messages:
+        """Insert messages (and the chords they start) in one statement; on ``conn``
+        (caller's transaction) if given."""
+        if not messages and not chords:
             return
         params = self._publish_params(messages)
+        params.update(chord_params(chords))
         if conn is not None:
             conn.execute(self._q("publish"), params)
             return
@@ -161,12 +192,16 @@ class Broker:
     ) -> set[int]:
         """Record a batch of outcomes in one transaction; return the accepted job ids."""
         accepted: set[int] = set()
+        ready: list[str] = []
+        after: list[AfterCommit] = []
         with conn.transaction(), conn.pipeline():
             cursors = []
+            finish = None
             if batch.finished:
                 params = self._finish_params(batch.finished, worker, result_expires)
                 params.update(self._children_params(batch.publish))
-                cursors.append(conn.execute(self._q("finish"), params))
+                params.update(chord_params([c for _, c in batch.chords], batch.chords))
+                finish = conn.execute(self._q("finish"), params)
             if batch.requeued:
                 cursors.append(
                     conn.execute(
@@ -185,8 +220,23 @@ class Broker:
             self._notify_results(conn, batch)
             for cursor in cursors:
                 accepted.update(row[0] for row in cursor.fetchall())
+            for job_id, complete, _ in finish.fetchall() if finish is not None else ():
+                accepted.add(job_id)
+                ready.extend(complete or ())
+            after = self._follow_up(conn, batch, accepted, ready)
         accepted.update(job_id for job_id, _, _ in batch.buried)
+        run_after_commit(after)
         return accepted
+
+    def _follow_up(
+        self, conn: psycopg.Connection[Any], batch: Batch, accepted: set[int], ready: list[str]
+    ) -> list[AfterCommit]:
+        """Mark the rest of failed chains and join the chords that became complete."""
+        marks = [mark for job_id, mark in batch.marks if job_id in accepted]
+        if self.joiner is None or not (marks or ready):
+            return []
+        after = self.joiner.store_final(conn, marks) if marks else []
+        return after + (self.joiner(conn, sorted(set(ready))) if ready else [])
 
     def _children_params(self, items: list[tuple[int, Message]]) -> dict[str, Any]:
         params = self._publish_params([message for _, message in items])
@@ -259,6 +309,28 @@ class Broker:
             return dict(conn.execute(self._q("queue_lengths")).fetchall())
 
 
+def chord_params(
+    chords: Sequence[ChordJoin], parents: Sequence[tuple[int, ChordJoin]] = ()
+) -> dict[str, Any]:
+    """Parameters creating chords in ``publish`` / ``finish`` (``h_*``)."""
+    return {
+        "h_parents": [parent for parent, _ in parents],
+        "h_group_ids": [c.group_id for c in chords],
+        "h_task_ids": [json.dumps(list(c.task_ids)) for c in chords],
+        "h_content_types": [c.content_type for c in chords],
+        "h_bodies": [c.body for c in chords],
+    }
+
+
+def run_after_commit(hooks: Sequence[AfterCommit]) -> None:
+    """Run what waited for the commit (new-style errbacks of failed chord bodies)."""
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            logger.exception("after-commit hook %r failed", hook)
+
+
 def chunk_ids(ids: Sequence[str], limit: int = 7800) -> list[str]:
     """Join ids with commas into payloads under NOTIFY's 8000-byte limit."""
     payloads: list[str] = []
@@ -279,8 +351,10 @@ __all__ = [
     "Batch",
     "Broker",
     "Finish",
+    "Joiner",
     "Requeue",
     "StateUpdate",
+    "chord_params",
     "chunk_ids",
     "control_channel",
     "jobs_channel",

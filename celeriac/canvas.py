@@ -161,15 +161,29 @@ class Signature(dict[str, Any]):
         self["immutable"] = immutable
 
     def freeze(
-        self, _id: str | None = None, group_id: str | None = None, **kwargs: Any
-    ) -> _AsyncResult:
+        self,
+        _id: str | None = None,
+        group_id: str | None = None,
+        chord: Any = None,
+        root_id: str | None = None,
+        parent_id: str | None = None,
+        group_index: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Assign a task id now (without sending) and return its AsyncResult."""
         opts = self.options
         if _id is not None:
             opts["task_id"] = _id
         opts.setdefault("task_id", str(uuid.uuid4()))
-        if group_id is not None:
-            opts["group_id"] = group_id
+        for key, value in (
+            ("group_id", group_id),
+            ("chord", chord),
+            ("group_index", group_index),
+            ("root_id", root_id),
+            ("parent_id", parent_id),
+        ):
+            if value is not None:
+                opts[key] = value
         return self.AsyncResult(opts["task_id"])
 
     def AsyncResult(self, task_id: str) -> _AsyncResult:

@@ -95,6 +95,31 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class ChordJoin:
+    """A chord's join: created with the header's messages, counted down as each header
+    task ends; the body runs when it reaches zero (see ``celeriac.chords``)."""
+
+    group_id: str
+    task_ids: tuple[str, ...]  # the header's results, in header order
+    content_type: str
+    body: bytes  # the body signature, serialized
+
+
+@dataclass(frozen=True, slots=True)
+class FinalState:
+    """A final state for a task that will never run: a step of a chain after a failure, a
+    chord body whose header failed. A chord part (``group_id``) is counted as ended."""
+
+    task_id: str
+    group_id: str | None
+    status: str
+    content_type: str
+    result: bytes | None
+    traceback: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Body:
     """The decoded body of a message."""
 
@@ -130,4 +155,13 @@ def encode_headers(headers: dict[str, Any]) -> str:
     return json.dumps(headers, default=str, separators=(",", ":"))
 
 
-__all__ = ["Body", "Job", "Message", "decode_body", "encode_body", "encode_headers"]
+__all__ = [
+    "Body",
+    "ChordJoin",
+    "FinalState",
+    "Job",
+    "Message",
+    "decode_body",
+    "encode_body",
+    "encode_headers",
+]

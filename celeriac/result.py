@@ -223,10 +223,21 @@ class AsyncResult:
         wait: bool = False,
         timeout: float | None = None,
     ) -> None:
-        """Revoke the task: it won't run, and with ``terminate`` a running one is stopped."""
-        self.app.control.revoke(self.id, terminate=terminate, signal=signal)
+        """Revoke the task: it won't run, and with ``terminate`` a running one is stopped.
+
+        The result of a workflow (a chain's last task, a chord's body) revokes every part
+        it links back to through ``parent``: a chain or chord stops wherever it is.
+        """
+        self.app.control.revoke(self.graph_ids(), terminate=terminate, signal=signal)
         if wait:
             self.app.backend.wait_for([self.id], timeout, 0.5, self._is_ready)
+
+    def graph_ids(self) -> list[str]:
+        """This id and those of every result it links back to through ``parent``."""
+        ids = [self.id]
+        if self.parent is not None:
+            ids += [i for i in self.parent.graph_ids() if i not in ids]
+        return ids
 
     def then(self, callback: Any) -> Any:
         raise NotImplementedError("AsyncResult.then is not supported by celeriac")
@@ -360,7 +371,24 @@ class ResultSet:
         wait: bool = False,
         timeout: float | None = None,
     ) -> None:
-        self.app.control.revoke([r.id for r in self.results], terminate=terminate, signal=signal)
+        """Revoke every task of the set (and of the results they link back to)."""
+        self.app.control.revoke(self.graph_ids(), terminate=terminate, signal=signal)
+
+    def graph_ids(self) -> list[str]:
+        ids: list[str] = []
+        for result in self.results:
+            ids += [i for i in result.graph_ids() if i not in ids]
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            ids += [i for i in parent.graph_ids() if i not in ids]
+        return ids
+
+    def _raise_if_failed(self) -> None:
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            parent._raise_if_failed()
+        for result in self.results:
+            result._raise_if_failed()
 
     def forget(self) -> None:
         self.app.backend.forget([r.id for r in self.results])
@@ -392,6 +420,8 @@ class ResultSet:
         on_interval: Any = None,
         disable_sync_subtasks: bool = True,
     ) -> list[Any]:
+        if self.results and all(isinstance(r, EagerResult) for r in self.results):
+            return [r.get(propagate=propagate) for r in self.results]
         ids = [r.id for r in self.results]
         holder: dict[str, ResultMeta] = {}
 

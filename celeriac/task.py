@@ -385,17 +385,17 @@ class Task:
     def map(self, it: Iterable[Any]) -> Any:
         from celeriac import canvas_workflows
 
-        return canvas_workflows.xmap(self, it)  # type: ignore[attr-defined]
+        return canvas_workflows.xmap(self.s(), it, app=self.app)
 
     def starmap(self, it: Iterable[Any]) -> Any:
         from celeriac import canvas_workflows
 
-        return canvas_workflows.xstarmap(self, it)  # type: ignore[attr-defined]
+        return canvas_workflows.xstarmap(self.s(), it, app=self.app)
 
     def chunks(self, it: Iterable[Any], n: int) -> Any:
         from celeriac import canvas_workflows
 
-        return canvas_workflows.chunks(self, it, n)  # type: ignore[attr-defined]
+        return canvas_workflows.chunks(self.s(), it, n, app=self.app)
 
     # handlers (override in a base class) ----------------------------------------------
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:

@@ -9,8 +9,9 @@ errbacks after failure — with Celery's argument rules.
   the signature's own; otherwise it is *old style* and published with the failed task's
   id prepended. An exception in an errback is logged and changes nothing.
 
-The messages returned here are published by the completer in the same transaction that
-records the parent's outcome.
+The plans returned here (messages, chords started, final states of the rest of a failed
+chain) are written by the completer in the same transaction that records the parent's
+outcome.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
+from celeriac import states
 from celeriac.canvas import Signature, maybe_signature
-from celeriac.message import Message
+from celeriac.canvas_plan import Plan, Planner, final_states
+from celeriac.message import FinalState
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -36,43 +39,17 @@ def _sigs(app: Celery, value: Any) -> list[Signature]:
     return [sig for sig in (maybe_signature(item, app=app) for item in items) if sig is not None]
 
 
-def _message(app: Celery, sig: Signature, args: list[Any], request: Context) -> Message:
-    new_args, new_kwargs, options = sig._merge(args, None, None)
-    options = dict(options)
-    task_type = app.tasks.get(sig.task)
-    fields = {
-        k: options.pop(k)
-        for k in (
-            "countdown",
-            "eta",
-            "expires",
-            "task_id",
-            "link",
-            "link_error",
-            "time_limit",
-            "soft_time_limit",
-            "group_id",
-            "group_index",
-            "chain",
-            "chord",
-        )
-        if k in options
-    }
-    return app.build_message(
-        sig.task,
-        new_args,
-        new_kwargs,
-        options=options,
-        task_type=task_type,
-        parent_id=request.id,
-        root_id=request.root_id or request.id,
-        **fields,
-    )
-
-
-def on_success(app: Celery, request: Context, retval: Any) -> list[Message]:
-    """Messages for the success callbacks (``link``) of a finished task."""
-    return [_message(app, sig, [retval], request) for sig in _sigs(app, request.callbacks)]
+def on_success(app: Celery, request: Context, retval: Any) -> Plan:
+    """What a successful task sends on: its callbacks (``link``) and the next step of its
+    chain, each with the return value prepended (unless immutable)."""
+    planner = Planner(app, parent_id=request.id, root_id=request.root_id or request.id)
+    for sig in _sigs(app, request.callbacks):
+        planner.add(sig, [retval])
+    if request.chain:
+        rest = list(request.chain)
+        step = rest.pop()  # the chain is stored reversed: the next step is last
+        planner.add(step, [retval], None, {"chain": rest} if rest else None)
+    return planner.plan
 
 
 def is_new_style(app: Celery, sig: Signature) -> bool:
@@ -92,17 +69,30 @@ def is_new_style(app: Celery, sig: Signature) -> bool:
     return len(positional) - stored > 1
 
 
-def on_failure(
-    app: Celery, request: Context, exc: BaseException, traceback: str | None
-) -> list[Message]:
-    """Call new-style errbacks now; return messages for old-style ones."""
-    messages = []
+def on_failure(app: Celery, request: Context, exc: BaseException, traceback: str | None) -> Plan:
+    """Call new-style errbacks now; plan old-style ones, and mark the rest of the chain
+    FAILURE with the same exception (Celery's ``SUCCESS, FAILURE, FAILURE``)."""
+    planner = Planner(app, parent_id=request.id, root_id=request.root_id or request.id)
     for sig in _sigs(app, request.errbacks):
         if is_new_style(app, sig):
             call_errback(app, sig, request, exc, traceback)
         else:
-            messages.append(_message(app, sig, [request.id], request))
-    return messages
+            planner.add(sig, [request.id])
+    planner.plan.marks = rest_of_chain(app, request.chain, states.FAILURE, exc, traceback)
+    return planner.plan
+
+
+def rest_of_chain(
+    app: Celery, chain: Any, status: str, exc: BaseException, traceback: str | None
+) -> list[FinalState]:
+    """Final states for the steps of a chain that will never run."""
+    if not chain:
+        return []
+    backend = app.backend
+    encoded = backend.encode(exc)
+    return final_states(
+        reversed(list(chain)), status, backend.content_type, encoded, traceback, app
+    )
 
 
 def call_errback(
@@ -117,4 +107,4 @@ def call_errback(
         logger.exception("Errback %r of task %s[%s] raised", sig, request.task, request.id)
 
 
-__all__ = ["call_errback", "is_new_style", "on_failure", "on_success"]
+__all__ = ["call_errback", "is_new_style", "on_failure", "on_success", "rest_of_chain"]

@@ -31,6 +31,8 @@ def to_batch(outcomes: list[Outcome]) -> Batch:
     batch = Batch()
     for o in outcomes:
         batch.publish.extend((o.job_id, message) for message in o.publish)
+        batch.chords.extend((o.job_id, chord) for chord in o.chords)
+        batch.marks.extend((o.job_id, mark) for mark in o.marks)
         if o.kind == "finish":
             batch.finished.append(
                 Finish(

@@ -34,7 +34,7 @@ from celeriac.exceptions import (
     Retry,
     TaskRevokedError,
 )
-from celeriac.message import Body, Job, Message, decode_body
+from celeriac.message import Body, ChordJoin, FinalState, Job, Message, decode_body
 from celeriac.task import Context, ExceptionInfo, Task
 from celeriac.worker import callbacks
 
@@ -69,6 +69,8 @@ class Outcome:
     date_started: dt.datetime | None = None
     publish: list[Message] = field(default_factory=list)
     errbacks: list[dict[str, Any]] = field(default_factory=list)
+    chords: list[ChordJoin] = field(default_factory=list)  # chords started (chain steps)
+    marks: list[FinalState] = field(default_factory=list)  # steps of a chain that won't run
 
 
 @dataclass(slots=True)
@@ -132,7 +134,11 @@ class Execution:
         signals.task_revoked.send(
             sender=self.task, request=None, terminated=False, signum=None, expired=expired
         )
-        return self.finished(states.REVOKED, TaskRevokedError(reason))
+        exc = TaskRevokedError(reason)
+        outcome = self.finished(states.REVOKED, exc)
+        chain = self.body.embed.get("chain") if self.body is not None else None
+        outcome.marks = callbacks.rest_of_chain(self.app, chain, states.REVOKED, exc, None)
+        return outcome
 
     def request_context(self) -> Context:
         job, body = self.job, self.body
@@ -242,7 +248,8 @@ class Execution:
         except EncodeError as exc:
             failed = RunResult(states.FAILURE, exc=exc, einfo=ExceptionInfo(exc))
             return self.on_failure(task, request, failed)
-        outcome.publish = callbacks.on_success(task.app, request, ran.retval)
+        plan = callbacks.on_success(task.app, request, ran.retval)
+        outcome.publish, outcome.chords = plan.messages, plan.chords
         task.on_success(ran.retval, self.job.task_id, self.body.args, self.body.kwargs)
         signals.task_success.send(sender=task, result=ran.retval)
         self._after_return(task, states.SUCCESS, ran.retval, None)
@@ -252,7 +259,8 @@ class Execution:
         assert self.body is not None and ran.exc is not None and ran.einfo is not None
         store = not self._ignore_result(task) or bool(task.store_errors_even_if_ignored)
         outcome = self.finished(states.FAILURE, ran.exc, traceback=ran.einfo.traceback, store=store)
-        outcome.publish = callbacks.on_failure(task.app, request, ran.exc, ran.einfo.traceback)
+        plan = callbacks.on_failure(task.app, request, ran.exc, ran.einfo.traceback)
+        outcome.publish, outcome.marks = plan.messages, plan.marks
         task.on_failure(ran.exc, self.job.task_id, self.body.args, self.body.kwargs, ran.einfo)
         signals.task_failure.send(
             sender=task,
@@ -358,6 +366,8 @@ class Execution:
 
     # -- helpers ------------------------------------------------------------------------------
     def _ignore_result(self, task: Task) -> bool:
+        if self.body is not None and self.body.embed.get("chord"):
+            return False  # a chord part: the body needs its result
         return bool(task.ignore_result or self.job.headers.get("ignore_result"))
 
     def _after_return(self, task: Task, status: str, retval: Any, einfo: Any) -> None:

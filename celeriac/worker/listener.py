@@ -107,12 +107,12 @@ class Listener:
 
     def _listen_once(self) -> None:
         assert self.conn is not None
-        woke = False
         control, jobs = control_channel(self.db.schema), jobs_channel(self.db.schema)
         for notify in self.conn.notifies(timeout=self.interval):
             if notify.channel == jobs:
-                if not woke and notify.payload in self.queues:
-                    woke = True
+                # Every notification wakes the consumer (setting a set event costs nothing):
+                # it may have claimed and gone back to sleep since the previous one.
+                if notify.payload in self.queues:
                     self.wake()
             elif notify.channel == control:
                 self._control(notify.payload)

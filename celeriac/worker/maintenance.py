@@ -133,5 +133,6 @@ class Maintenance:
                 break
         conn.execute(query("prune_revoked", schema))
         conn.execute(query("prune_workers", schema))
+        conn.execute(query("prune_chords", schema), {"expires": self.result_expires})
         if total:
             logger.info("pruned %d expired result(s)", total)

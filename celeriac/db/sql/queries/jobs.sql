@@ -2,6 +2,8 @@
 -- Insert a batch of jobs in one statement (unnest arrays) and wake idle workers of the
 -- queues that got a job: one NOTIFY per queue, not per job. Jobs due later notify too, so
 -- a sleeping worker learns the new earliest eta instead of waiting for its next poll.
+-- The chords whose headers are among the jobs are created in the same statement, so no
+-- header task can end before its chord's counter exists.
 WITH ins AS (
     INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
                                acks_late, reject_on_worker_lost, content_type, headers, body)
@@ -14,6 +16,13 @@ WITH ins AS (
          AS t(task_id, task_name, queue, priority, eta, expires, retries, acks_late,
               reject_on_worker_lost, content_type, headers, body)
     RETURNING queue
+), new_chords AS (
+    INSERT INTO {schema}.chords (group_id, task_ids, remaining, content_type, body)
+    SELECT h.group_id, ids.a, cardinality(ids.a), h.content_type, h.body
+    FROM unnest(%(h_group_ids)s::text[], %(h_task_ids)s::text[], %(h_content_types)s::text[],
+                %(h_bodies)s::bytea[]) AS h(group_id, task_ids, content_type, body)
+    CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(h.task_ids::jsonb))) AS ids(a)
+    ON CONFLICT (group_id) DO NOTHING
 )
 SELECT pg_notify(%(channel)s, q.queue)
 FROM (SELECT DISTINCT queue FROM ins) AS q;
@@ -47,7 +56,10 @@ SELECT min(eta) FROM {schema}.jobs WHERE state = 'queued' AND queue = ANY(%(queu
 -- fencing token still matches are touched: a worker that lost its claim cannot overwrite
 -- the attempt that replaced it. The callbacks/errbacks the outcomes publish are inserted
 -- in the same statement, only for the jobs accepted, so a retried write after a lost
--- COMMIT reply can never publish them twice. Returns the ids that were accepted.
+-- COMMIT reply can never publish them twice; so are the chords they start. A finished
+-- chord part decrements its chord's counter here, in the transaction that stores its
+-- result; chords are locked in group_id order so concurrent batches never deadlock.
+-- Returns the ids that were accepted, each with the chords that became complete.
 WITH o AS (
     SELECT * FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[], %(statuses)s::text[],
                          %(content_types)s::text[], %(results)s::bytea[], %(tracebacks)s::text[],
@@ -89,11 +101,37 @@ WITH o AS (
               reject_on_worker_lost, content_type, headers, body)
     WHERE t.parent IN (SELECT id FROM done)
     RETURNING queue
+), new_chords AS (
+    INSERT INTO {schema}.chords (group_id, task_ids, remaining, content_type, body)
+    SELECT h.group_id, ids.a, cardinality(ids.a), h.content_type, h.body
+    FROM unnest(%(h_parents)s::bigint[], %(h_group_ids)s::text[], %(h_task_ids)s::text[],
+                %(h_content_types)s::text[], %(h_bodies)s::bytea[])
+         AS h(parent, group_id, task_ids, content_type, body)
+    CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(h.task_ids::jsonb))) AS ids(a)
+    WHERE h.parent IN (SELECT id FROM done)
+    ON CONFLICT (group_id) DO NOTHING
+), parts AS (
+    SELECT d.headers->>'group' AS group_id, count(*)::int AS n
+    FROM done AS d WHERE d.headers->>'group' IS NOT NULL
+    GROUP BY 1
+), locked AS MATERIALIZED (
+    SELECT c.group_id FROM {schema}.chords AS c
+    WHERE c.group_id IN (SELECT group_id FROM parts)
+    ORDER BY c.group_id
+    FOR UPDATE
+), joined AS (
+    UPDATE {schema}.chords AS c SET remaining = c.remaining - p.n
+    FROM locked AS l JOIN parts AS p USING (group_id)
+    WHERE c.group_id = l.group_id
+    RETURNING c.group_id, c.remaining
 ), woken AS (
     SELECT pg_notify(%(channel)s, q.queue)
     FROM (SELECT DISTINCT queue FROM children) AS q
 )
-SELECT d.id FROM done AS d LEFT JOIN (SELECT count(*) FROM woken) AS w ON true;
+-- (a CROSS JOIN on the NOTIFY count: a LEFT JOIN whose columns are unused would be
+-- removed by the planner, and the NOTIFY with it)
+SELECT d.id, (SELECT array_agg(j.group_id) FROM joined AS j WHERE j.remaining <= 0), w.n
+FROM done AS d CROSS JOIN (SELECT count(*) AS n FROM woken) AS w;
 
 -- name: retry
 -- Put running jobs back in the queue, fenced like finish: for a later attempt (Task.retry,
@@ -132,7 +170,7 @@ WITH o AS (
     SELECT pg_notify(%(channel)s, q.queue)
     FROM (SELECT DISTINCT queue FROM moved) AS q
 )
-SELECT m.id FROM moved AS m LEFT JOIN (SELECT count(*) FROM woken) AS w ON true;
+SELECT m.id, w.n FROM moved AS m CROSS JOIN (SELECT count(*) AS n FROM woken) AS w;
 
 -- name: bury
 -- Move a job that cannot be decoded aside (dead letter) with the reason; never drop it.

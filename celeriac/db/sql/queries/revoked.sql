@@ -1,6 +1,8 @@
 -- name: revoke
 -- Record revoked task ids durably, delete their waiting jobs and store REVOKED for them,
--- in one statement. Running jobs are left to the worker (terminate is a NOTIFY).
+-- in one statement. Running jobs are left to the worker (terminate is a NOTIFY). Deleted
+-- chord parts count down their chords. Returns the deleted jobs (their chains are marked
+-- by the caller) and the chords that became complete (kind 'chord').
 WITH ids AS (
     SELECT unnest(%(task_ids)s::text[]) AS task_id
 ), rec AS (
@@ -24,9 +26,31 @@ WITH ids AS (
     ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, result = excluded.result,
         content_type = excluded.content_type, date_done = excluded.date_done
     RETURNING task_id
+), parts AS (
+    SELECT g.headers->>'group' AS group_id, count(*)::int AS n
+    FROM gone AS g WHERE g.headers->>'group' IS NOT NULL
+    GROUP BY 1
+), locked AS MATERIALIZED (
+    SELECT c.group_id FROM {schema}.chords AS c
+    WHERE c.group_id IN (SELECT group_id FROM parts)
+    ORDER BY c.group_id
+    FOR UPDATE
+), joined AS (
+    UPDATE {schema}.chords AS c SET remaining = c.remaining - p.n
+    FROM locked AS l JOIN parts AS p USING (group_id)
+    WHERE c.group_id = l.group_id
+    RETURNING c.group_id, c.remaining
+), woken AS (
+    SELECT (SELECT count(*) FROM rec) AS recorded,
+           (SELECT pg_notify(%(channel)s, string_agg(task_id, ',')) FROM saved) AS notified
 )
-SELECT (SELECT count(*) FROM rec), (SELECT count(*) FROM saved),
-       (SELECT pg_notify(%(channel)s, string_agg(task_id, ',')) FROM saved);
+SELECT 'job' AS kind, g.task_id, g.content_type, g.body
+FROM gone AS g LEFT JOIN woken ON true
+UNION ALL
+SELECT 'chord', j.group_id, NULL, NULL FROM joined AS j LEFT JOIN woken ON true
+WHERE j.remaining <= 0
+UNION ALL
+SELECT 'none', NULL, NULL, NULL FROM woken;
 
 -- name: revoked_among
 -- Which of these task ids are revoked (checked before a claimed job runs).
