@@ -25,7 +25,7 @@ from celeriac import serialization, states
 from celeriac.backend import ResultMeta
 from celeriac.broker import AfterCommit, chunk_ids
 from celeriac.canvas import Signature, maybe_signature
-from celeriac.canvas_plan import Planner, final_states
+from celeriac.canvas_plan import Planner, final_ids, final_states
 from celeriac.db.queries import query
 from celeriac.exceptions import ChordError, TaskRevokedError
 from celeriac.message import FinalState
@@ -151,13 +151,17 @@ class ChordJoiner:
         from celeriac.worker import callbacks
 
         app, backend = self.app, self.app.backend
+        chain = list(body.options.get("chain") or [])
+        parts = [body, *reversed(chain)]
+        body_id = next((task_id for task_id, _, _ in final_ids(body, app)), None)
+        if body_id is not None and self._revoked(conn, body_id):
+            # the whole chord was revoked: its body ends REVOKED, no errbacks
+            reason = backend.encode(TaskRevokedError("revoked"))
+            marks = final_states(parts, states.REVOKED, backend.content_type, reason, None, app)
+            return self._store(conn, marks)
         logger.warning("Chord body %r fails: %s", body, exc)
         encoded, traceback = backend.encode(exc), f"ChordError: {exc}"
-        chain = list(body.options.get("chain") or [])
-        marks = final_states(
-            [body, *reversed(chain)], states.FAILURE, backend.content_type, encoded, traceback, app
-        )
-        body_id = marks[0].task_id if marks else None
+        marks = final_states(parts, states.FAILURE, backend.content_type, encoded, traceback, app)
         request = Context(
             id=body_id, task=body.task, args=body.args, kwargs=body.kwargs, delivery_info={}
         )
@@ -171,6 +175,10 @@ class ChordJoiner:
                 planner.add(errback, [body_id])
         app.broker.publish(planner.plan.messages, conn=conn, chords=planner.plan.chords)
         return self._store(conn, marks)
+
+    def _revoked(self, conn: psycopg.Connection[Any], task_id: str) -> bool:
+        rows = conn.execute(self._q("revoked_among"), {"task_ids": [task_id]}).fetchall()
+        return bool(rows)
 
 
 def _errbacks(body: Signature) -> list[Signature]:
