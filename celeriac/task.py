@@ -236,6 +236,29 @@ class Task:
             **{**self._default_options(), **options},
         )
 
+    def delay_many(self, calls: Iterable[Iterable[Any]], **options: Any) -> list[AsyncResult]:
+        """Send one task per argument tuple in ``calls`` with one INSERT (celeriac only).
+
+        The bulk path: ``add.delay_many([(1, 2), (3, 4)])`` is ``[add.delay(1, 2),
+        add.delay(3, 4)]`` in a single statement and round trip — all are queued or, if
+        the write fails, none. ``options`` are ``apply_async`` options applied to every call.
+        """
+        if self.app.conf.task_always_eager:
+            return [self.apply_async(args, **options) for args in calls]
+        connection = options.pop("connection", None)
+        merged = {**self._default_options(), **options}
+        messages = []
+        for args in calls:
+            args = list(args)
+            if self.typing:
+                self._check_arguments(args, {})
+            messages.append(
+                self.app.build_message(self.name, args, {}, options=merged, task_type=self)
+            )
+        self.app.publish(messages, connection=connection)
+        ignored = bool(self.ignore_result or options.get("ignore_result"))
+        return [self.AsyncResult(m.task_id, ignored=ignored) for m in messages]
+
     def _default_options(self) -> dict[str, Any]:
         defaults = {
             "queue": self.queue,

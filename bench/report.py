@@ -1,0 +1,121 @@
+"""Results JSON → Markdown tables (printed by bench.run, pasted into bench/README.md).
+
+Every figure is the median over the repetitions, with [min–max] when there were several.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def fmt(stat: dict[str, float] | None, digits: int = 0, scale: float = 1.0) -> str:
+    if not stat:
+        return "–"
+    med = f"{stat['median'] * scale:,.{digits}f}"
+    if stat.get("n", 1) > 1:
+        return f"{med} [{stat['min'] * scale:,.{digits}f}–{stat['max'] * scale:,.{digits}f}]"
+    return med
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _ratio(value: dict[str, float] | None, base: dict[str, float] | None) -> str:
+    if not value or not base:
+        return "–"
+    return f"{value['median'] / base['median']:.1f}×"
+
+
+def enqueue_table(systems: dict[str, Any]) -> str:
+    base = systems.get("celery_redis", {}).get("enqueue", {}).get("rate")
+    rows = []
+    for data in systems.values():
+        one, bulk = data.get("enqueue", {}), data.get("enqueue_bulk", {})
+        rows.append([data["label"], fmt(one.get("rate")), _ratio(one.get("rate"), base),
+                     fmt(bulk.get("rate")), fmt(one.get("xacts_per_task"), 2),
+                     fmt(bulk.get("xacts_per_task"), 3)])
+    return _table(["system", "delay() tasks/s", "vs Celery+Redis", "bulk tasks/s",
+                   "xacts/task (one)", "xacts/task (bulk)"], rows)
+
+
+def drain_table(systems: dict[str, Any]) -> str:
+    base = systems.get("celery_redis", {}).get("drain", {}).get("rate")
+    rows = []
+    for data in systems.values():
+        d = data.get("drain")
+        if not d:
+            continue
+        rows.append([data["label"], f"{d.get('tasks', 0):,}", fmt(d.get("rate")),
+                     _ratio(d.get("rate"), base), fmt(d.get("rss_mib")),
+                     fmt(d.get("xacts_per_task"), 2)])
+    return _table(["system", "tasks", "tasks/s", "vs Celery+Redis", "worker RSS MiB",
+                   "xacts/task"], rows)
+
+
+def latency_table(systems: dict[str, Any]) -> str:
+    rows = []
+    for data in systems.values():
+        lat = data.get("latency")
+        if not lat:
+            continue
+        rows.append([data["label"]] + [fmt(lat.get(f"start.{q}"), 1)
+                                       for q in ("p50", "p95", "p99", "max")]
+                    + [fmt(lat.get(f"roundtrip.{q}"), 1) for q in ("p50", "p99")])
+    return _table(["system", "start p50 ms", "p95", "p99", "max", "get() p50 ms", "p99"], rows)
+
+
+def fanout_table(systems: dict[str, Any]) -> str:
+    rows = []
+    for data in systems.values():
+        f = data.get("fanout")
+        if not f:
+            rows.append([data["label"], "n/a (no chords)", "", "", "", ""])
+            continue
+        rows.append([data["label"], fmt(f.get("wall"), 2), fmt(f.get("ideal"), 2),
+                     fmt(f.get("overhead_pct"), 1), fmt(f.get("request_median"), 2),
+                     fmt(f.get("request_median_pct_of_wall"), 0)])
+    return _table(["system", "wall s", "ideal s", "over ideal %", "request median s",
+                   "% of wall"], rows)
+
+
+def limit_table(limit: dict[str, Any]) -> str:
+    rows = [[script, fmt(data.get("rate"))] for script, data in limit.items()]
+    return _table(["pgbench script (2 clients)", "jobs/s"], rows)
+
+
+def scale_table(scale: dict[str, Any]) -> str:
+    rows = [[f"{procs} processes, backlog {scale['window']:,}", fmt(data.get("rate")),
+             fmt(data.get("rss_mib"))] for procs, data in scale["processes"].items()]
+    rows += [[f"2 processes, backlog {int(backlog):,}", fmt(data.get("rate")),
+              fmt(data.get("rss_mib"))] for backlog, data in scale["backlog"].items()]
+    return _table([f"celeriac drain of {scale['window']:,} tasks", "tasks/s", "RSS MiB"], rows)
+
+
+def table(results: dict[str, Any]) -> str:
+    systems = results.get("systems", {})
+    parts = []
+    if any("enqueue" in d for d in systems.values()):
+        parts += ["### Enqueue", enqueue_table(systems)]
+    if any("drain" in d for d in systems.values()):
+        parts += ["### Drain (2 worker processes)", drain_table(systems)]
+    if any("latency" in d for d in systems.values()):
+        parts += ["### Latency at 100 tasks/s (enqueue → start; delay().get())",
+                  latency_table(systems)]
+    if any("fanout" in d for d in systems.values()):
+        parts += ["### Fan-out: 20 chords of 4 × 0.25 s, concurrency 4", fanout_table(systems)]
+    if results.get("limit"):
+        parts += ["### PostgreSQL limit (pgbench)", limit_table(results["limit"])]
+    if results.get("scale"):
+        parts += ["### Scale (celeriac)", scale_table(results["scale"])]
+    return "\n\n".join(parts)
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results.json")
+    print(table(json.loads(path.read_text())))

@@ -1,0 +1,222 @@
+"""Run the benchmark: ``python -m bench.run [--smoke] [--systems a,b] [--workloads x,y]``.
+
+Prints a table and writes JSON (``--json``, default bench/results.json). Each PostgreSQL
+system gets its own database ``<prefix>_<system>`` on the server of ``--dsn`` (created and
+dropped here; no other database is touched), Redis uses databases 10-12, RabbitMQ the
+default vhost's ``celery`` queue. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import limit, report, workloads
+from bench.common import drop_database, ensure_database, summary, with_database
+from bench.systems.base import System
+
+ALL_SYSTEMS = ["celeriac", "celery_redis", "celery_rabbitmq", "celery_sqla", "procrastinate",
+               "pgqueuer"]
+ALL_WORKLOADS = ["enqueue", "drain", "latency", "fanout", "limit", "scale"]
+
+FULL = {"enqueue": 10_000, "bulk": 20_000, "drain": 20_000, "drain_slow": 5_000,
+        "latency": 500, "rate": 100.0, "roundtrips": 100, "fanout": 20, "limit_s": 5,
+        "scale_procs": [1, 2, 4], "scale_backlogs": [10_000, 100_000], "scale_window": 10_000}
+SMOKE = {"enqueue": 200, "bulk": 500, "drain": 500, "drain_slow": 200, "latency": 20,
+         "rate": 100.0, "roundtrips": 10, "fanout": 2, "limit_s": 1, "scale_procs": [1, 2],
+         "scale_backlogs": [300, 1_000], "scale_window": 300}
+SLOW = {"celery_sqla"}  # polls once a second: 5,000 tasks instead of 20,000 (same rate)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--systems", default=",".join(ALL_SYSTEMS))
+    p.add_argument("--workloads", default=",".join(ALL_WORKLOADS))
+    p.add_argument("--reps", type=int, default=3, help="repetitions (median, min, max)")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
+    p.add_argument("--big", action="store_true", help="scale: also a 1,000,000-task backlog")
+    p.add_argument("--dsn", default=os.environ.get(
+        "BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="any database on the server; used to create the benchmark's databases")
+    p.add_argument("--prefix", default="celeriac_bench")
+    p.add_argument("--in-place", action="store_true",
+                   help="celeriac only: use the --dsn database itself, in a throwaway schema")
+    p.add_argument("--json", default=str(Path(__file__).parent / "results.json"))
+    p.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    return p.parse_args(argv)
+
+
+class Databases:
+    """One database per PostgreSQL system, created on demand and dropped at the end."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.created: list[str] = []
+
+    def dsn(self, system: str) -> str:
+        if self.args.in_place:
+            return str(self.args.dsn)
+        name = f"{self.args.prefix}_{system}"
+        ensure_database(self.args.dsn, name)
+        self.created.append(name)
+        return with_database(self.args.dsn, name)
+
+    def drop(self) -> None:
+        if not self.args.keep:
+            for name in self.created:
+                drop_database(self.args.dsn, name)
+
+
+def make_system(name: str, dbs: Databases, in_place: bool) -> System:
+    if name == "celeriac":
+        from bench.systems.celeriac_sys import CeleriacSystem
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}" if in_place else "bench"
+        return CeleriacSystem(dbs.dsn("celeriac"), schema)
+    if in_place:
+        raise SystemExit("--in-place runs celeriac only")
+    if name.startswith("celery_"):
+        from bench.systems.celery_sys import celery_systems
+
+        dsn = dbs.dsn("celery_sqla") if name == "celery_sqla" else ""
+        return {s.name: s for s in celery_systems({"celery_sqla": dsn})}[name]
+    if name == "procrastinate":
+        from bench.systems.procrastinate_sys import ProcrastinateSystem
+
+        return ProcrastinateSystem(dbs.dsn("procrastinate"))
+    if name == "pgqueuer":
+        from bench.systems.pgqueuer_sys import PgqueuerSystem
+
+        return PgqueuerSystem(dbs.dsn("pgqueuer"))
+    raise SystemExit(f"unknown system {name!r}; choose from {', '.join(ALL_SYSTEMS)}")
+
+
+def repeat(reps: int, fn: Callable[[], dict[str, Any] | None]) -> list[dict[str, Any]]:
+    runs = []
+    for _ in range(reps):
+        result = fn()
+        if result is not None:
+            runs.append(result)
+    return runs
+
+
+def fold(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per metric (nested dicts flattened with '.'): median, min, max over repetitions."""
+    flat: dict[str, list[float]] = {}
+    for run in runs:
+        for key, value in _flatten(run).items():
+            flat.setdefault(key, []).append(value)
+    return {key: summary(values) for key, values in flat.items()}
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def bench_system(system: System, wanted: list[str], sizes: dict[str, Any],
+                 reps: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"label": system.label}
+    say = lambda what: print(f"  {system.label}: {what}", file=sys.stderr, flush=True)  # noqa: E731
+    if "enqueue" in wanted:
+        say("enqueue")
+        out["enqueue"] = fold(repeat(reps, lambda: workloads.enqueue(
+            system, sizes["enqueue"], bulk=False)))
+        out["enqueue_bulk"] = fold(repeat(reps, lambda: workloads.enqueue(
+            system, sizes["bulk"], bulk=True)))
+    if "drain" in wanted:
+        n = sizes["drain_slow"] if system.name in SLOW else sizes["drain"]
+        say(f"drain {n}")
+        out["drain"] = fold(repeat(reps, lambda: workloads.drain(system, n, 2)))
+        out["drain"]["tasks"] = n
+    if "latency" in wanted:
+        say("latency")
+        out["latency"] = fold(repeat(reps, lambda: workloads.latency(
+            system, sizes["latency"], sizes["rate"], sizes["roundtrips"])))
+    if "fanout" in wanted and system.has_chords:
+        say("fan-out")
+        runs = repeat(reps, lambda: workloads.fanout(system, requests=sizes["fanout"]))
+        out["fanout"] = fold(runs)
+    return out
+
+
+def bench_scale(system: System, sizes: dict[str, Any], reps: int, big: bool) -> dict[str, Any]:
+    window = sizes["scale_window"]
+    out: dict[str, Any] = {"window": window, "processes": {}, "backlog": {}}
+    for procs in sizes["scale_procs"]:
+        print(f"  scale: {procs} processes", file=sys.stderr, flush=True)
+        out["processes"][str(procs)] = fold(repeat(reps, lambda: workloads.drain(
+            system, window, procs)))
+    backlogs = list(sizes["scale_backlogs"]) + ([1_000_000] if big else [])
+    for backlog in backlogs:
+        print(f"  scale: backlog {backlog}", file=sys.stderr, flush=True)
+        out["backlog"][str(backlog)] = fold(repeat(reps, lambda: workloads.drain(
+            system, window, 2, backlog=backlog)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
+    sizes = SMOKE if args.smoke else FULL
+    reps = 1 if args.smoke else args.reps
+    wanted = [w for w in args.workloads.split(",") if w]
+    names = [s for s in args.systems.split(",") if s]
+    dbs = Databases(args)
+    results: dict[str, Any] = {"meta": meta(args, sizes, reps), "systems": {}}
+    try:
+        for name in names:
+            print(f"{name}", file=sys.stderr, flush=True)
+            system = make_system(name, dbs, args.in_place)
+            system.setup()
+            try:
+                results["systems"][name] = bench_system(system, wanted, sizes, reps)
+                if name == "celeriac" and "scale" in wanted:
+                    results["scale"] = bench_scale(system, sizes, reps, args.big)
+            finally:
+                system.teardown()
+        if "limit" in wanted and limit.available() and not args.in_place:
+            print("limit (pgbench)", file=sys.stderr, flush=True)
+            dsn = dbs.dsn("limit")
+            results["limit"] = {script: fold(repeat(reps, lambda s=script: limit.run(
+                dsn, s, sizes["limit_s"]))) for script in limit.SCRIPTS}
+    finally:
+        dbs.drop()
+    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(report.table(results))
+    return results
+
+
+def meta(args: argparse.Namespace, sizes: dict[str, Any], reps: int) -> dict[str, Any]:
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "host": platform.node(), "cpus": os.cpu_count(), "cpu": _cpu_model(),
+        "python": platform.python_version(), "reps": reps, "sizes": sizes,
+        "load_before": os.getloadavg(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""What a benchmarked system provides; the workloads in ``bench.workloads`` drive it."""
+
+from __future__ import annotations
+
+from bench.common import Workers
+
+
+class System:
+    """One task queue under test. Subclasses implement the hooks they support."""
+
+    name = "base"
+    label = "base"
+    has_results = True  # delay().get() round trip
+    has_chords = True  # fan-out workload
+    db_dsn: str | None = None  # PostgreSQL database whose transactions we count
+
+    def setup(self) -> None:
+        """Create schema/queues; called once."""
+
+    def reset(self) -> None:
+        """Empty queues and results (no worker running)."""
+
+    def teardown(self) -> None:
+        """Drop what setup created and close connections."""
+
+    def enqueue_one(self, n: int) -> None:
+        """Publish ``n`` no-op tasks one call at a time (the timed part)."""
+        raise NotImplementedError
+
+    def enqueue_bulk(self, n: int) -> None:
+        """Publish ``n`` no-op tasks through the system's bulk path (the timed part)."""
+        raise NotImplementedError
+
+    def fill(self, n: int) -> None:
+        """Queue ``n`` no-op tasks as fast as possible (untimed set-up)."""
+        self.enqueue_bulk(n)
+
+    def done(self) -> int:
+        """How many no-op tasks completed since the last reset (results stored)."""
+        raise NotImplementedError
+
+    def workers(self, concurrency: int) -> Workers:
+        """The system's documented worker(s) with ``concurrency`` task slots in total."""
+        raise NotImplementedError
+
+    def send_started(self, sent: float, path: str) -> None:
+        """Publish one latency probe."""
+        raise NotImplementedError
+
+    def roundtrip(self, value: int) -> int:
+        """``delay(value).get()``."""
+        raise NotImplementedError
+
+    def send_fanout(self, request: int, parts: int, seconds: float, path: str) -> None:
+        """Publish one request: a chord of ``parts`` sleeping tasks and a combining callback."""
+        raise NotImplementedError
