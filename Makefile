@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export CELERIAC_TEST_DSN ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: demo demo-smoke test lint typecheck venv clean
+.PHONY: demo demo-smoke test lint typecheck venv clean bench bench-smoke bench-chart
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,16 +26,33 @@ demo-smoke: $(STAMP)
 	cd demo && ../$(BIN)/python smoke.py
 
 test: $(STAMP)
-	$(BIN)/ruff check celeriac tests demo
+	$(BIN)/ruff check celeriac tests demo bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check celeriac tests demo
-	$(BIN)/ruff format --check celeriac tests demo
+	$(BIN)/ruff check celeriac tests demo bench
+	$(BIN)/ruff format --check celeriac tests demo bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache
+
+# The benchmark (bench/README.md): celeriac, Celery on Redis/RabbitMQ/PostgreSQL,
+# procrastinate and pgqueuer side by side. Needs the local Redis and RabbitMQ.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,embedded,demo,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.chart
+
+bench-smoke: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run --smoke --json /tmp/celeriac-bench-smoke.json $(BENCH_ARGS)
+
+bench-chart: $(BENCH_STAMP)
+	$(BIN)/python -m bench.chart

@@ -31,22 +31,31 @@ def summary(values: Sequence[float]) -> dict[str, float] | None:
     values = [v for v in values if v is not None]
     if not values:
         return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "n": len(values)}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
 
 
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
 
 
 def latency_summary(samples_s: Sequence[float]) -> dict[str, float]:
     """p50/p95/p99/max in milliseconds."""
     ms = [s * 1000 for s in samples_s]
-    return {"p50": percentile(ms, 50), "p95": percentile(ms, 95), "p99": percentile(ms, 99),
-            "max": max(ms), "n": len(ms)}
+    return {
+        "p50": percentile(ms, 50),
+        "p95": percentile(ms, 95),
+        "p99": percentile(ms, 99),
+        "max": max(ms),
+        "n": len(ms),
+    }
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -66,8 +75,9 @@ def ensure_database(admin_dsn: str, name: str) -> None:
 def drop_database(admin_dsn: str, name: str) -> None:
     """Drop a database the benchmark created (FORCE: our own leftover sessions only)."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def transactions(dsn: str) -> int:
@@ -86,8 +96,9 @@ def transactions(dsn: str) -> int:
     return int(row[0])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05,
-               what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = "condition"
+) -> None:
     """Poll ``predicate`` until true; raise TimeoutError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -106,11 +117,19 @@ class Workers:
     logs: list[Path] = field(default_factory=list)
 
     def start(self) -> Workers:
+        env = dict(self.env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         for index, command in enumerate(self.commands):
             log = Path(tempfile.mkstemp(prefix=f"bench-worker-{index}-", suffix=".log")[1])
             with open(log, "wb") as out:
-                proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                proc = subprocess.Popen(
+                    command,
+                    cwd=ROOT,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             self.procs.append(proc)
             self.logs.append(log)
         return self

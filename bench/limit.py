@@ -28,9 +28,22 @@ def run(dsn: str, script: str, seconds: int, clients: int = 2) -> dict[str, Any]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute((HERE / "schema.sql").read_text())
     out = subprocess.run(
-        ["pgbench", "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
-         "-f", str(HERE / f"{script}.sql"), dsn],
-        capture_output=True, text=True, check=True,
+        [
+            "pgbench",
+            "-n",
+            "-c",
+            str(clients),
+            "-j",
+            str(clients),
+            "-T",
+            str(seconds),
+            "-f",
+            str(HERE / f"{script}.sql"),
+            dsn,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     match = re.search(r"tps = ([\d.]+)", out)
     if match is None:

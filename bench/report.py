@@ -37,11 +37,27 @@ def enqueue_table(systems: dict[str, Any]) -> str:
     rows = []
     for data in systems.values():
         one, bulk = data.get("enqueue", {}), data.get("enqueue_bulk", {})
-        rows.append([data["label"], fmt(one.get("rate")), _ratio(one.get("rate"), base),
-                     fmt(bulk.get("rate")), fmt(one.get("xacts_per_task"), 2),
-                     fmt(bulk.get("xacts_per_task"), 3)])
-    return _table(["system", "delay() tasks/s", "vs Celery+Redis", "bulk tasks/s",
-                   "xacts/task (one)", "xacts/task (bulk)"], rows)
+        rows.append(
+            [
+                data["label"],
+                fmt(one.get("rate")),
+                _ratio(one.get("rate"), base),
+                fmt(bulk.get("rate")),
+                fmt(one.get("xacts_per_task"), 2),
+                fmt(bulk.get("xacts_per_task"), 3),
+            ]
+        )
+    return _table(
+        [
+            "system",
+            "delay() tasks/s",
+            "vs Celery+Redis",
+            "bulk tasks/s",
+            "xacts/task (one)",
+            "xacts/task (bulk)",
+        ],
+        rows,
+    )
 
 
 def drain_table(systems: dict[str, Any]) -> str:
@@ -51,11 +67,19 @@ def drain_table(systems: dict[str, Any]) -> str:
         d = data.get("drain")
         if not d:
             continue
-        rows.append([data["label"], f"{d.get('tasks', 0):,}", fmt(d.get("rate")),
-                     _ratio(d.get("rate"), base), fmt(d.get("rss_mib")),
-                     fmt(d.get("xacts_per_task"), 2)])
-    return _table(["system", "tasks", "tasks/s", "vs Celery+Redis", "worker RSS MiB",
-                   "xacts/task"], rows)
+        rows.append(
+            [
+                data["label"],
+                f"{d.get('tasks', 0):,}",
+                fmt(d.get("rate")),
+                _ratio(d.get("rate"), base),
+                fmt(d.get("rss_mib")),
+                fmt(d.get("xacts_per_task"), 2),
+            ]
+        )
+    return _table(
+        ["system", "tasks", "tasks/s", "vs Celery+Redis", "worker RSS MiB", "xacts/task"], rows
+    )
 
 
 def latency_table(systems: dict[str, Any]) -> str:
@@ -64,9 +88,11 @@ def latency_table(systems: dict[str, Any]) -> str:
         lat = data.get("latency")
         if not lat:
             continue
-        rows.append([data["label"]] + [fmt(lat.get(f"start.{q}"), 1)
-                                       for q in ("p50", "p95", "p99", "max")]
-                    + [fmt(lat.get(f"roundtrip.{q}"), 1) for q in ("p50", "p99")])
+        rows.append(
+            [data["label"]]
+            + [fmt(lat.get(f"start.{q}"), 1) for q in ("p50", "p95", "p99", "max")]
+            + [fmt(lat.get(f"roundtrip.{q}"), 1) for q in ("p50", "p99")]
+        )
     return _table(["system", "start p50 ms", "p95", "p99", "max", "get() p50 ms", "p99"], rows)
 
 
@@ -77,11 +103,19 @@ def fanout_table(systems: dict[str, Any]) -> str:
         if not f:
             rows.append([data["label"], "n/a (no chords)", "", "", "", ""])
             continue
-        rows.append([data["label"], fmt(f.get("wall"), 2), fmt(f.get("ideal"), 2),
-                     fmt(f.get("overhead_pct"), 1), fmt(f.get("request_median"), 2),
-                     fmt(f.get("request_median_pct_of_wall"), 0)])
-    return _table(["system", "wall s", "ideal s", "over ideal %", "request median s",
-                   "% of wall"], rows)
+        rows.append(
+            [
+                data["label"],
+                fmt(f.get("wall"), 2),
+                fmt(f.get("ideal"), 2),
+                fmt(f.get("overhead_pct"), 1),
+                fmt(f.get("request_median"), 2),
+                fmt(f.get("request_median_pct_of_wall"), 0),
+            ]
+        )
+    return _table(
+        ["system", "wall s", "ideal s", "over ideal %", "request median s", "% of wall"], rows
+    )
 
 
 def limit_table(limit: dict[str, Any]) -> str:
@@ -90,10 +124,18 @@ def limit_table(limit: dict[str, Any]) -> str:
 
 
 def scale_table(scale: dict[str, Any]) -> str:
-    rows = [[f"{procs} processes, backlog {scale['window']:,}", fmt(data.get("rate")),
-             fmt(data.get("rss_mib"))] for procs, data in scale["processes"].items()]
-    rows += [[f"2 processes, backlog {int(backlog):,}", fmt(data.get("rate")),
-              fmt(data.get("rss_mib"))] for backlog, data in scale["backlog"].items()]
+    rows = [
+        [
+            f"{procs} processes, backlog {scale['window']:,}",
+            fmt(data.get("rate")),
+            fmt(data.get("rss_mib")),
+        ]
+        for procs, data in scale["processes"].items()
+    ]
+    rows += [
+        [f"2 processes, backlog {int(backlog):,}", fmt(data.get("rate")), fmt(data.get("rss_mib"))]
+        for backlog, data in scale["backlog"].items()
+    ]
     return _table([f"celeriac drain of {scale['window']:,} tasks", "tasks/s", "RSS MiB"], rows)
 
 
@@ -105,8 +147,10 @@ def table(results: dict[str, Any]) -> str:
     if any("drain" in d for d in systems.values()):
         parts += ["### Drain (2 worker processes)", drain_table(systems)]
     if any("latency" in d for d in systems.values()):
-        parts += ["### Latency at 100 tasks/s (enqueue → start; delay().get())",
-                  latency_table(systems)]
+        parts += [
+            "### Latency at 100 tasks/s (enqueue → start; delay().get())",
+            latency_table(systems),
+        ]
     if any("fanout" in d for d in systems.values()):
         parts += ["### Fan-out: 20 chords of 4 × 0.25 s, concurrency 4", fanout_table(systems)]
     if results.get("limit"):

@@ -23,16 +23,44 @@ from bench import limit, report, workloads
 from bench.common import drop_database, ensure_database, summary, with_database
 from bench.systems.base import System
 
-ALL_SYSTEMS = ["celeriac", "celery_redis", "celery_rabbitmq", "celery_sqla", "procrastinate",
-               "pgqueuer"]
+ALL_SYSTEMS = [
+    "celeriac",
+    "celery_redis",
+    "celery_rabbitmq",
+    "celery_sqla",
+    "procrastinate",
+    "pgqueuer",
+]
 ALL_WORKLOADS = ["enqueue", "drain", "latency", "fanout", "limit", "scale"]
 
-FULL = {"enqueue": 10_000, "bulk": 20_000, "drain": 20_000, "drain_slow": 5_000,
-        "latency": 500, "rate": 100.0, "roundtrips": 100, "fanout": 20, "limit_s": 5,
-        "scale_procs": [1, 2, 4], "scale_backlogs": [10_000, 100_000], "scale_window": 10_000}
-SMOKE = {"enqueue": 200, "bulk": 500, "drain": 500, "drain_slow": 200, "latency": 20,
-         "rate": 100.0, "roundtrips": 10, "fanout": 2, "limit_s": 1, "scale_procs": [1, 2],
-         "scale_backlogs": [300, 1_000], "scale_window": 300}
+FULL = {
+    "enqueue": 10_000,
+    "bulk": 20_000,
+    "drain": 20_000,
+    "drain_slow": 5_000,
+    "latency": 500,
+    "rate": 100.0,
+    "roundtrips": 100,
+    "fanout": 20,
+    "limit_s": 5,
+    "scale_procs": [1, 2, 4],
+    "scale_backlogs": [10_000, 100_000],
+    "scale_window": 10_000,
+}
+SMOKE = {
+    "enqueue": 200,
+    "bulk": 500,
+    "drain": 500,
+    "drain_slow": 200,
+    "latency": 20,
+    "rate": 100.0,
+    "roundtrips": 10,
+    "fanout": 2,
+    "limit_s": 1,
+    "scale_procs": [1, 2],
+    "scale_backlogs": [300, 1_000],
+    "scale_window": 300,
+}
 SLOW = {"celery_sqla"}  # polls once a second: 5,000 tasks instead of 20,000 (same rate)
 
 
@@ -43,12 +71,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=3, help="repetitions (median, min, max)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
     p.add_argument("--big", action="store_true", help="scale: also a 1,000,000-task backlog")
-    p.add_argument("--dsn", default=os.environ.get(
-        "BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="any database on the server; used to create the benchmark's databases")
+    p.add_argument(
+        "--dsn",
+        default=os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="any database on the server; used to create the benchmark's databases",
+    )
     p.add_argument("--prefix", default="celeriac_bench")
-    p.add_argument("--in-place", action="store_true",
-                   help="celeriac only: use the --dsn database itself, in a throwaway schema")
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help="celeriac only: use the --dsn database itself, in a throwaway schema",
+    )
     p.add_argument("--json", default=str(Path(__file__).parent / "results.json"))
     p.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     return p.parse_args(argv)
@@ -127,16 +160,19 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def bench_system(system: System, wanted: list[str], sizes: dict[str, Any],
-                 reps: int) -> dict[str, Any]:
+def bench_system(
+    system: System, wanted: list[str], sizes: dict[str, Any], reps: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {"label": system.label}
     say = lambda what: print(f"  {system.label}: {what}", file=sys.stderr, flush=True)  # noqa: E731
     if "enqueue" in wanted:
         say("enqueue")
-        out["enqueue"] = fold(repeat(reps, lambda: workloads.enqueue(
-            system, sizes["enqueue"], bulk=False)))
-        out["enqueue_bulk"] = fold(repeat(reps, lambda: workloads.enqueue(
-            system, sizes["bulk"], bulk=True)))
+        out["enqueue"] = fold(
+            repeat(reps, lambda: workloads.enqueue(system, sizes["enqueue"], bulk=False))
+        )
+        out["enqueue_bulk"] = fold(
+            repeat(reps, lambda: workloads.enqueue(system, sizes["bulk"], bulk=True))
+        )
     if "drain" in wanted:
         n = sizes["drain_slow"] if system.name in SLOW else sizes["drain"]
         say(f"drain {n}")
@@ -144,8 +180,14 @@ def bench_system(system: System, wanted: list[str], sizes: dict[str, Any],
         out["drain"]["tasks"] = n
     if "latency" in wanted:
         say("latency")
-        out["latency"] = fold(repeat(reps, lambda: workloads.latency(
-            system, sizes["latency"], sizes["rate"], sizes["roundtrips"])))
+        out["latency"] = fold(
+            repeat(
+                reps,
+                lambda: workloads.latency(
+                    system, sizes["latency"], sizes["rate"], sizes["roundtrips"]
+                ),
+            )
+        )
     if "fanout" in wanted and system.has_chords:
         say("fan-out")
         runs = repeat(reps, lambda: workloads.fanout(system, requests=sizes["fanout"]))
@@ -158,14 +200,35 @@ def bench_scale(system: System, sizes: dict[str, Any], reps: int, big: bool) -> 
     out: dict[str, Any] = {"window": window, "processes": {}, "backlog": {}}
     for procs in sizes["scale_procs"]:
         print(f"  scale: {procs} processes", file=sys.stderr, flush=True)
-        out["processes"][str(procs)] = fold(repeat(reps, lambda: workloads.drain(
-            system, window, procs)))
+        out["processes"][str(procs)] = fold(
+            repeat(reps, lambda p=procs: workloads.drain(system, window, p))
+        )
     backlogs = list(sizes["scale_backlogs"]) + ([1_000_000] if big else [])
     for backlog in backlogs:
         print(f"  scale: backlog {backlog}", file=sys.stderr, flush=True)
-        out["backlog"][str(backlog)] = fold(repeat(reps, lambda: workloads.drain(
-            system, window, 2, backlog=backlog)))
+        out["backlog"][str(backlog)] = fold(
+            repeat(reps, lambda b=backlog: workloads.drain(system, window, 2, backlog=b))
+        )
     return out
+
+
+def run_system(
+    name: str,
+    dbs: Databases,
+    args: argparse.Namespace,
+    wanted: list[str],
+    sizes: dict[str, Any],
+    reps: int,
+    results: dict[str, Any],
+) -> None:
+    system = make_system(name, dbs, args.in_place)
+    system.setup()
+    try:
+        results["systems"][name] = bench_system(system, wanted, sizes, reps)
+        if name == "celeriac" and "scale" in wanted:
+            results["scale"] = bench_scale(system, sizes, reps, args.big)
+    finally:
+        system.teardown()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -179,19 +242,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         for name in names:
             print(f"{name}", file=sys.stderr, flush=True)
-            system = make_system(name, dbs, args.in_place)
-            system.setup()
             try:
-                results["systems"][name] = bench_system(system, wanted, sizes, reps)
-                if name == "celeriac" and "scale" in wanted:
-                    results["scale"] = bench_scale(system, sizes, reps, args.big)
-            finally:
-                system.teardown()
+                run_system(name, dbs, args, wanted, sizes, reps, results)
+            except Exception as exc:  # one broken system must not lose the others' numbers
+                print(f"  {name} FAILED: {exc!r}", file=sys.stderr, flush=True)
+                results["systems"].setdefault(name, {"label": name})["error"] = repr(exc)
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         if "limit" in wanted and limit.available() and not args.in_place:
             print("limit (pgbench)", file=sys.stderr, flush=True)
             dsn = dbs.dsn("limit")
-            results["limit"] = {script: fold(repeat(reps, lambda s=script: limit.run(
-                dsn, s, sizes["limit_s"]))) for script in limit.SCRIPTS}
+            results["limit"] = {
+                script: fold(repeat(reps, lambda s=script: limit.run(dsn, s, sizes["limit_s"])))
+                for script in limit.SCRIPTS
+            }
     finally:
         dbs.drop()
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
@@ -202,8 +265,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def meta(args: argparse.Namespace, sizes: dict[str, Any], reps: int) -> dict[str, Any]:
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "host": platform.node(), "cpus": os.cpu_count(), "cpu": _cpu_model(),
-        "python": platform.python_version(), "reps": reps, "sizes": sizes,
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "python": platform.python_version(),
+        "reps": reps,
+        "sizes": sizes,
         "load_before": os.getloadavg(),
     }
 

@@ -19,6 +19,7 @@ POLL = 0.05
 
 
 def _xacts(system: System) -> int | None:
+    """The system database's transaction count (read once its sessions have ended)."""
     return transactions(system.db_dsn) if system.db_dsn else None
 
 
@@ -33,13 +34,14 @@ def enqueue(system: System, n: int, bulk: bool) -> dict[str, Any]:
     began = time.perf_counter()
     (system.enqueue_bulk if bulk else system.enqueue_one)(n)
     elapsed = time.perf_counter() - began
-    after = _xacts(system)
+    after = _xacts(system) if system.close_clients() else None
     system.reset()
     return {"rate": n / elapsed, "seconds": elapsed, "xacts_per_task": _per_task(before, after, n)}
 
 
-def drain(system: System, n: int, concurrency: int, backlog: int | None = None,
-          timeout: float = 900) -> dict[str, Any]:
+def drain(
+    system: System, n: int, concurrency: int, backlog: int | None = None, timeout: float = 900
+) -> dict[str, Any]:
     """Queue ``backlog`` (default ``n``) tasks, start the workers, time ``n`` completions."""
     system.reset()
     system.fill(backlog or n)
@@ -52,8 +54,12 @@ def drain(system: System, n: int, concurrency: int, backlog: int | None = None,
         workers.stop()
     after = _xacts(system)
     system.reset()
-    return {"rate": n / (t1 - t0), "seconds": t1 - t0, "rss_mib": rss,
-            "xacts_per_task": _per_task(before, after, n) if not backlog else None}
+    return {
+        "rate": n / (t1 - t0),
+        "seconds": t1 - t0,
+        "rss_mib": rss,
+        "xacts_per_task": _per_task(before, after, n) if not backlog else None,
+    }
 
 
 def _watch(system: System, workers: Any, n: int, timeout: float) -> tuple[float, float]:
@@ -72,8 +78,9 @@ def _watch(system: System, workers: Any, n: int, timeout: float) -> tuple[float,
         time.sleep(POLL)
 
 
-def latency(system: System, count: int, rate: float, roundtrips: int,
-            concurrency: int = 2) -> dict[str, Any]:
+def latency(
+    system: System, count: int, rate: float, roundtrips: int, concurrency: int = 2
+) -> dict[str, Any]:
     """Idle warmed-up workers; ``count`` probes at ``rate``/s; then ``delay().get()`` trips."""
     system.reset()
     stamps = StampFile()
@@ -120,8 +127,9 @@ def _roundtrips(system: System, count: int, budget: float = 20.0) -> dict[str, f
     return latency_summary(samples)
 
 
-def fanout(system: System, requests: int = 20, parts: int = 4, seconds: float = 0.25,
-           concurrency: int = 4) -> dict[str, Any] | None:
+def fanout(
+    system: System, requests: int = 20, parts: int = 4, seconds: float = 0.25, concurrency: int = 4
+) -> dict[str, Any] | None:
     """``requests`` chords of ``parts`` sleeping tasks at once; wall time vs the ideal."""
     if not system.has_chords:
         return None
@@ -143,8 +151,15 @@ def fanout(system: System, requests: int = 20, parts: int = 4, seconds: float = 
     wall = max(finished.values())
     per_request = statistics.median(finished.values())
     order = [finished[r] for r in range(requests)]
-    inversions = sum(1 for a in range(requests) for b in range(a + 1, requests)
-                     if order[a] > order[b] + 0.01)
-    return {"wall": wall, "ideal": ideal, "overhead_pct": 100 * (wall / ideal - 1),
-            "request_median": per_request, "request_median_pct_of_wall": 100 * per_request / wall,
-            "out_of_order_pairs": inversions, "finished": order}
+    inversions = sum(
+        1 for a in range(requests) for b in range(a + 1, requests) if order[a] > order[b] + 0.01
+    )
+    return {
+        "wall": wall,
+        "ideal": ideal,
+        "overhead_pct": 100 * (wall / ideal - 1),
+        "request_median": per_request,
+        "request_median_pct_of_wall": 100 * per_request / wall,
+        "out_of_order_pairs": inversions,
+        "finished": order,
+    }

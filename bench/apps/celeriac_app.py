@@ -6,9 +6,8 @@ import os
 import time
 from typing import Any
 
-from celeriac import Celery
-
 from bench.common import stamp
+from celeriac import Celery
 
 
 def noop() -> None:

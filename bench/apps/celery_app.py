@@ -41,9 +41,6 @@ def make_app(broker: str, backend: str) -> Celery:
     app = Celery("bench", broker=broker, backend=backend, set_as_current=False)
     app.conf.broker_connection_retry_on_startup = True
     app.conf.result_expires = 3600
-    if broker.startswith("sqla+"):
-        # kombu's SQLAlchemy transport, at its documented default polling interval (1 s)
-        app.conf.broker_transport_options = {"polling_interval": 1.0}
     for fun in (noop, started, echo, sleepy, combine):
         app.task(name=f"bench.{fun.__name__}")(fun)
     return app

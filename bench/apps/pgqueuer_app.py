@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 from pgqueuer import PgQueuer
@@ -16,7 +18,8 @@ from bench.common import stamp
 DSN = os.environ.get("BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/celeriac_bench_pgqueuer")
 
 
-async def main() -> PgQueuer:
+@asynccontextmanager
+async def main() -> AsyncIterator[PgQueuer]:
     """pgqueuer's documented factory: a driver, a PgQueuer, its entrypoints."""
     connection = await asyncpg.connect(DSN)
     pgq = PgQueuer(AsyncpgDriver(connection))
@@ -32,4 +35,17 @@ async def main() -> PgQueuer:
         data = json.loads(job.payload or b"{}")
         stamp(data["path"], data["sent"], now)
 
-    return pgq
+    try:
+        yield pgq
+    finally:
+        await connection.close()
+
+
+if __name__ == "__main__":
+    # pgqueuer's documented programmatic runner with the CLI's defaults (batch size 10).
+    # ``pgq run`` itself is not used: in pgqueuer 1.6 its --log-level option crashes.
+    import asyncio
+
+    from pgqueuer import run
+
+    asyncio.run(run(main))

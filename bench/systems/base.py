@@ -20,6 +20,11 @@ class System:
     def reset(self) -> None:
         """Empty queues and results (no worker running)."""
 
+    def close_clients(self) -> bool:
+        """Close the producer's connections so PostgreSQL reports their transactions
+        (an idle session flushes its counters only every ~10 s); False if not possible."""
+        return False
+
     def teardown(self) -> None:
         """Drop what setup created and close connections."""
 

@@ -45,6 +45,10 @@ class CeleriacSystem(System):
                 names = sql.SQL(", ").join(sql.Identifier(self.schema, t) for t in tables)
                 conn.execute(sql.SQL("TRUNCATE {}").format(names))
 
+    def close_clients(self) -> bool:
+        self.app.close()
+        return True
+
     def teardown(self) -> None:
         self.app.close()
         with psycopg.connect(self.db_dsn, autocommit=True) as conn:
@@ -74,8 +78,20 @@ class CeleriacSystem(System):
 
     def workers(self, concurrency: int) -> Workers:
         env = dict(os.environ, BENCH_DSN=self.db_dsn or "", BENCH_SCHEMA=self.schema)
-        command = [python(), "-m", "celeriac", "-A", "bench.apps.celeriac_app", "worker",
-                   "-l", "warning", "-c", str(concurrency), "-P", self.pool]
+        command = [
+            python(),
+            "-m",
+            "celeriac",
+            "-A",
+            "bench.apps.celeriac_app",
+            "worker",
+            "-l",
+            "warning",
+            "-c",
+            str(concurrency),
+            "-P",
+            self.pool,
+        ]
         return Workers([command], env)
 
     def send_started(self, sent: float, path: str) -> None:

@@ -17,8 +17,9 @@ REDIS = "redis://127.0.0.1:6379"
 class CelerySystem(System):
     """One Celery variant: ``broker`` and ``backend`` URLs as Celery takes them."""
 
-    def __init__(self, name: str, label: str, broker: str, backend: str,
-                 db_dsn: str | None = None) -> None:
+    def __init__(
+        self, name: str, label: str, broker: str, backend: str, db_dsn: str | None = None
+    ) -> None:
         self.name, self.label = name, label
         self.broker, self.backend = broker, backend
         self.db_dsn = db_dsn
@@ -29,8 +30,11 @@ class CelerySystem(System):
         self.reset()
 
     def reset(self) -> None:
-        with self.app.connection_for_write() as conn:
-            conn.default_channel.queue_purge("celery")
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.default_channel.queue_purge("celery")
+        except Exception:
+            pass
         if self.backend.startswith("redis://"):
             redis.Redis.from_url(self.backend).flushdb()
         elif self.db_dsn is not None:
@@ -38,7 +42,9 @@ class CelerySystem(System):
 
             with psycopg.connect(self.db_dsn, autocommit=True) as conn:
                 for table in ("celery_taskmeta", "celery_tasksetmeta", "kombu_message"):
-                    conn.execute(f"DELETE FROM {table}")  # created by Celery/kombu at first use
+                    # created by Celery/kombu at first use
+                    if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]:
+                        conn.execute(f"DELETE FROM {table}")
         if self.broker.startswith("redis://"):
             redis.Redis.from_url(self.broker).flushdb()
 
@@ -71,8 +77,18 @@ class CelerySystem(System):
 
     def workers(self, concurrency: int) -> Workers:
         env = dict(os.environ, BENCH_BROKER=self.broker, BENCH_BACKEND=self.backend)
-        command = [bin_path("celery"), "-A", "bench.apps.celery_app", "worker", "-l", "warning",
-                   "-c", str(concurrency), "-P", "prefork"]
+        command = [
+            bin_path("celery"),
+            "-A",
+            "bench.apps.celery_app",
+            "worker",
+            "-l",
+            "warning",
+            "-c",
+            str(concurrency),
+            "-P",
+            "prefork",
+        ]
         return Workers([command], env)
 
     def send_started(self, sent: float, path: str) -> None:
@@ -92,8 +108,17 @@ def celery_systems(pg_dsn_for: dict[str, str]) -> list[CelerySystem]:
     sqla_url = sqla_dsn.replace("postgresql://", "postgresql+psycopg2://", 1)
     return [
         CelerySystem("celery_redis", "Celery+Redis", f"{REDIS}/10", f"{REDIS}/11"),
-        CelerySystem("celery_rabbitmq", "Celery+RabbitMQ",
-                     "amqp://guest:guest@127.0.0.1:5672//", f"{REDIS}/12"),
-        CelerySystem("celery_sqla", "Celery+SQLAlchemy/PG", f"sqla+{sqla_url}",
-                     f"db+{sqla_url}", db_dsn=sqla_dsn),
+        CelerySystem(
+            "celery_rabbitmq",
+            "Celery+RabbitMQ",
+            "amqp://guest:guest@127.0.0.1:5672//",
+            f"{REDIS}/12",
+        ),
+        CelerySystem(
+            "celery_sqla",
+            "Celery+SQLAlchemy/PG",
+            f"sqla+{sqla_url}",
+            f"db+{sqla_url}",
+            db_dsn=sqla_dsn,
+        ),
     ]

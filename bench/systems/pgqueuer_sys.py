@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import psycopg
 
-from bench.common import Workers, bin_path
+from bench.common import Workers, python
 from bench.systems.base import System
 
 BATCH = 5000
@@ -33,12 +33,20 @@ class PgqueuerSystem(System):
     def _run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
-    def setup(self) -> None:
+    def _connect(self) -> None:
         from pgqueuer.db import AsyncpgDriver
         from pgqueuer.queries import Queries
 
         self.conn = self._run(asyncpg.connect(self.db_dsn))
         self.queries = Queries(AsyncpgDriver(self.conn))
+
+    def close_clients(self) -> bool:
+        self._run(self.conn.close())
+        self._connect()
+        return True
+
+    def setup(self) -> None:
+        self._connect()
         if not self._run(self.queries.schema_is_installed()):
             self._run(self.queries.install())
         self.reset()
@@ -76,7 +84,7 @@ class PgqueuerSystem(System):
 
     def workers(self, concurrency: int) -> Workers:
         env = dict(os.environ, BENCH_DSN=self.db_dsn or "")
-        command = [bin_path("pgq"), "run", "bench.apps.pgqueuer_app:main", "--log-level", "WARNING"]
+        command = [python(), "-m", "bench.apps.pgqueuer_app"]
         return Workers([command] * concurrency, env)
 
     def send_started(self, sent: float, path: str) -> None:

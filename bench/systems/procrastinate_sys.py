@@ -41,6 +41,11 @@ class ProcrastinateSystem(System):
             conn.execute("TRUNCATE procrastinate_jobs CASCADE")
             conn.execute("TRUNCATE procrastinate_workers CASCADE")
 
+    def close_clients(self) -> bool:
+        self.app.close()
+        self.app.open()
+        return True
+
     def teardown(self) -> None:
         self.app.close()
 
@@ -67,8 +72,12 @@ class ProcrastinateSystem(System):
     def workers(self, concurrency: int) -> Workers:
         # one worker process per slot: async workers use one core each
         env = dict(os.environ, BENCH_DSN=self.db_dsn or "")
-        command = [bin_path("procrastinate"), "--app=bench.apps.procrastinate_app.app",
-                   "worker", "--concurrency=1"]
+        command = [
+            bin_path("procrastinate"),
+            "--app=bench.apps.procrastinate_app.app",
+            "worker",
+            "--concurrency=1",
+        ]
         return Workers([command] * concurrency, env)
 
     def send_started(self, sent: float, path: str) -> None:
