@@ -15,6 +15,7 @@ from celeriac.cli import beat as _beat  # noqa: F401  (each import registers its
 from celeriac.cli import call as _call  # noqa: F401
 from celeriac.cli import inspect as _inspect  # noqa: F401
 from celeriac.cli import migrate as _migrate  # noqa: F401
+from celeriac.cli import multi as _multi  # noqa: F401
 from celeriac.cli import purge as _purge  # noqa: F401
 from celeriac.cli import result as _result  # noqa: F401
 from celeriac.cli import worker as _worker  # noqa: F401
