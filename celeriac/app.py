@@ -319,9 +319,12 @@ class Celery:
         return self._control
 
     def close(self) -> None:
-        """Close this process's connections."""
+        """Close this process's connections (pools and result listeners)."""
+        from celeriac.backend import ResultListener
+
         for db in (self._db, self._result_db):
             if db is not None:
+                ResultListener.stop_for(db)
                 db.close()
 
     # sending ---------------------------------------------------------------------------

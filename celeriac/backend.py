@@ -250,6 +250,7 @@ class ResultListener:
         self._waiters: dict[str, set[threading.Event]] = {}
         self._lock = threading.Lock()
         self._listening = threading.Event()
+        self._stopping = False
         self._thread: threading.Thread | None = None
 
     @classmethod
@@ -259,6 +260,28 @@ class ResultListener:
             if key not in cls._instances:
                 cls._instances[key] = cls(db, channel)
             return cls._instances[key]
+
+    @classmethod
+    def stop_for(cls, db: Database) -> None:
+        """Stop this process's listeners on ``db`` (``app.close()``); they restart on use."""
+        with cls._instances_lock:
+            mine = [key for key in cls._instances if key[0] == os.getpid() and key[1] == db.url]
+            listeners = [cls._instances.pop(key) for key in mine]
+        for listener in listeners:
+            listener.stop()
+
+    def stop(self) -> None:
+        """End the listening thread and close its connection."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        self._stopping = True
+        try:  # wake the thread out of its wait with a notification of our own
+            with psycopg.connect(self.db.url, autocommit=True) as conn:
+                conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+        except psycopg.Error:
+            pass  # then it ends at its next notification or connection error
+        thread.join(timeout=2.0)
 
     @property
     def healthy(self) -> bool:
@@ -288,7 +311,7 @@ class ResultListener:
 
     def _run(self) -> None:
         backoff = 0.2
-        while True:
+        while not self._stopping:
             try:
                 conn = psycopg.connect(self.db.url, autocommit=True)
             except psycopg.Error as exc:
@@ -302,6 +325,8 @@ class ResultListener:
                 self._wake_all()  # anything stored while we were away
                 backoff = 0.2
                 for notify in conn.notifies():
+                    if self._stopping:
+                        return
                     self._wake(notify.payload.split(","))
             except psycopg.Error:
                 logger.warning("result listener lost its connection; reconnecting")
