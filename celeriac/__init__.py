@@ -18,10 +18,14 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     if name == "current_app":
         return _get_current_app()
-    if name in {"chain", "group", "chord", "chunks", "xmap", "xstarmap"}:
+    if name in {"chain", "group", "chord"}:
         from celeriac import canvas_workflows
 
         return getattr(canvas_workflows, name)
+    if name in {"chunks", "xmap", "xstarmap"}:
+        from celeriac import canvas_maps
+
+        return getattr(canvas_maps, name)
     raise AttributeError(f"module 'celeriac' has no attribute {name!r}")
 
 

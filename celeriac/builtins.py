@@ -26,7 +26,7 @@ def register_builtins(app: Celery) -> None:
         return [run(*item) for item in it]
 
     def chunks(task: Any, it: list[Any], n: int) -> Any:
-        from celeriac.canvas_workflows import chunks as make_chunks
+        from celeriac.canvas_maps import chunks as make_chunks
 
         return make_chunks(task, it, n, app=app).apply_async().id
 

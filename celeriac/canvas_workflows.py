@@ -393,6 +393,12 @@ class _chord(_Workflow):
     header = tasks
 
     @property
+    def app(self) -> Celery:
+        if self._app is None:
+            return (self.body or self.header).app
+        return self._app
+
+    @property
     def body(self) -> Signature:
         return self["kwargs"]["body"]  # type: ignore[no-any-return]
 
@@ -484,88 +490,17 @@ def _without(options: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key not in keys}
 
 
-class _basemap(Signature):
-    """One message that runs a task over every item in a single worker."""
-
-    task_name = ""
-    kind = ""
-
-    def __init__(self, task: Any, it: Iterable[Any], app: Celery | None = None, **options: Any):
-        data = {"task": dict(_sig(task, app)), "it": list(it)}
-        super().__init__(self.task_name, (), data, options, app=app, immutable=True)
-        self["subtask_type"] = self.kind
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], app: Celery | None = None) -> _basemap:
-        fields = data["kwargs"]
-        return cls(fields["task"], fields["it"], app=app, **data.get("options", {}))
-
-
-class xmap(_basemap):
-    """``task.map(it)``: ``[task(item) for item in it]`` in one worker."""
-
-    task_name, kind = "celery.map", "xmap"
-
-
-class xstarmap(_basemap):
-    """``task.starmap(it)``: ``[task(*item) for item in it]`` in one worker."""
-
-    task_name, kind = "celery.starmap", "xstarmap"
-
-
-class chunks(_Workflow):
-    """``task.chunks(it, n)``: a group of ``celery.starmap`` tasks of ``n`` items each."""
-
-    def __init__(
-        self, task: Any, it: Iterable[Any], n: int, app: Celery | None = None, **options: Any
-    ) -> None:
-        if int(n) < 1:
-            raise ValueError(f"chunks: n must be a positive integer, got {n!r}")
-        data = {"task": dict(_sig(task, app)), "it": list(it), "n": int(n)}
-        super().__init__("celery.chunks", (), data, options, app=app, immutable=True)
-        self["subtask_type"] = "chunks"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], app: Celery | None = None) -> chunks:
-        fields = data["kwargs"]
-        return cls(fields["task"], fields["it"], fields["n"], app=app, **data.get("options", {}))
-
-    def group(self) -> group:
-        """The group of starmap tasks this stands for."""
-        task, items, n = self.kwargs["task"], list(self.kwargs["it"]), self.kwargs["n"]
-        parts = [xstarmap(task, items[i : i + n], app=self._app) for i in range(0, len(items), n)]
-        return group(parts, app=self._app, **self.options)
-
-    def parts(self) -> list[Signature]:
-        return [self.group()]
-
-    def freeze(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("chunks cannot be frozen: use chunks(...).group()")
-
-    def build(
-        self, planner: Planner, args: list[Any], kwargs: dict[str, Any], options: dict[str, Any]
-    ) -> Any:
-        return self.group().build(planner, [], {}, options)
-
-    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        return self.group().apply()
-
-    def __call__(self, *args: Any, **options: Any) -> Any:
-        return self.apply_async(**options)
-
-
-_TYPES: dict[str, Any] = {
-    "chain": chain,
-    "group": group,
-    "chord": _chord,
-    "chunks": chunks,
-    "xmap": xmap,
-    "xstarmap": xstarmap,
-}
+_TYPES: dict[str, Any] = {"chain": chain, "group": group, "chord": _chord}
 
 
 def from_dict(data: dict[str, Any], app: Any = None) -> Signature:
     """Rebuild a signature (or workflow) from its dict form, by ``subtask_type``."""
+    if not _TYPES.keys() >= {"chunks", "xmap", "xstarmap"}:
+        from celeriac import canvas_maps
+
+        _TYPES.update(
+            chunks=canvas_maps.chunks, xmap=canvas_maps.xmap, xstarmap=canvas_maps.xstarmap
+        )
     kind = _TYPES.get(data.get("subtask_type") or "")
     if kind is None:
         return Signature(dict(data), app=app)
@@ -581,13 +516,4 @@ def join_with_or(left: Signature, right: Any) -> Any:
     return NotImplemented
 
 
-__all__ = [
-    "chain",
-    "chord",
-    "chunks",
-    "from_dict",
-    "group",
-    "join_with_or",
-    "xmap",
-    "xstarmap",
-]
+__all__ = ["chain", "chord", "from_dict", "group", "join_with_or"]

@@ -406,19 +406,19 @@ class Task:
         return self.signature(args, kwargs, immutable=True)
 
     def map(self, it: Iterable[Any]) -> Any:
-        from celeriac import canvas_workflows
+        from celeriac import canvas_maps
 
-        return canvas_workflows.xmap(self.s(), it, app=self.app)
+        return canvas_maps.xmap(self.s(), it, app=self.app)
 
     def starmap(self, it: Iterable[Any]) -> Any:
-        from celeriac import canvas_workflows
+        from celeriac import canvas_maps
 
-        return canvas_workflows.xstarmap(self.s(), it, app=self.app)
+        return canvas_maps.xstarmap(self.s(), it, app=self.app)
 
     def chunks(self, it: Iterable[Any], n: int) -> Any:
-        from celeriac import canvas_workflows
+        from celeriac import canvas_maps
 
-        return canvas_workflows.chunks(self.s(), it, n, app=self.app)
+        return canvas_maps.chunks(self.s(), it, n, app=self.app)
 
     # handlers (override in a base class) ----------------------------------------------
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:

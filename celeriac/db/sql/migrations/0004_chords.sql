@@ -1,6 +1,7 @@
+-- (numbered 0004: 0003 landed first; IF NOT EXISTS for schemas that applied it as 0002)
 -- Chords joined in the database: one counter row per chord, created with the header's
 -- messages and decremented in the transaction that records each header task's outcome.
-CREATE TABLE {schema}.chords (
+CREATE TABLE IF NOT EXISTS {schema}.chords (
     group_id text PRIMARY KEY,
     -- the header's task ids in header order: the body gets their results in this order
     task_ids text[] NOT NULL,
@@ -11,4 +12,4 @@ CREATE TABLE {schema}.chords (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 -- Chords whose header never completes are pruned by age.
-CREATE INDEX chords_created ON {schema}.chords (created_at);
+CREATE INDEX IF NOT EXISTS chords_created ON {schema}.chords (created_at);
