@@ -78,7 +78,7 @@ def test_link_never_fires_after_failure_or_retry(app: Any) -> None:
 
 
 def test_errback_styles(app: Any) -> None:
-    _, record, fail = _common(app)
+    fail = _common(app)[2]
 
     @app.task
     def new_style(request: Any, exc: BaseException, traceback: str, tag: str) -> None:
