@@ -196,3 +196,22 @@ def test_errback_pattern_from_celerys_docs(app: Any) -> None:
     assert len(rows) == 1
     assert AsyncResult(rows[0][0], app=app).get(timeout=5) == "KeyError('lost') True"
     assert result.failed()
+
+
+def test_close_releases_the_listener_connection(app: Any, dsn: str) -> None:
+    result = AsyncResult("listened", app=app)
+    with pytest.raises(TimeoutError):
+        result.get(timeout=0.1)  # starts this process's listener for the schema
+    channel = app.backend.channel
+
+    def listeners() -> int:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+                (f'LISTEN "{channel}"',),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    assert listeners() == 1
+    app.close()
+    assert listeners() == 0
