@@ -18,10 +18,14 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     if name == "current_app":
         return _get_current_app()
-    if name in {"chain", "group", "chord"}:
+    if name in {"chain", "group"}:
         from celeriac import canvas_workflows
 
         return getattr(canvas_workflows, name)
+    if name == "chord":
+        from celeriac.canvas_chord import chord
+
+        return chord
     if name in {"chunks", "xmap", "xstarmap"}:
         from celeriac import canvas_maps
 

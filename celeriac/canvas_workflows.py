@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from celeriac.app import Celery
 
 _LAST = ("task_id", "group_id", "group_index", "chord")  # options of a chain's last task
-_BODY = ("group_id", "group_index", "chord", "chain")  # options of a chord's body only
 
 
 def _sig(value: Any, app: Celery | None) -> Signature:
@@ -59,6 +58,12 @@ def _top(result: Any) -> Any:
         seen.add(id(result))
         result = result.parent
     return result
+
+
+def _chord() -> Any:
+    from celeriac.canvas_chord import chord
+
+    return chord
 
 
 class _Workflow(Signature):
@@ -159,7 +164,7 @@ class chain(_Workflow):
         steps: list[Signature] = []
         for task in flat:
             if steps and isinstance(steps[-1], group):
-                task = _chord(steps.pop(), task, app=self._app)
+                task = _chord()(steps.pop(), task, app=self._app)
             steps.append(task)
         self["kwargs"]["tasks"] = steps
         return steps
@@ -235,7 +240,8 @@ class chain(_Workflow):
             return chain(*self.unchain_tasks(), *other.unchain_tasks(), app=self._app)
         if isinstance(other, Signature):
             tasks = self.unchain_tasks()
-            if tasks and isinstance(tasks[-1], _chord) and not isinstance(other, _chord):
+            chord = _chord()
+            if tasks and isinstance(tasks[-1], chord) and not isinstance(other, chord):
                 tasks[-1] = tasks[-1] | other
                 return chain(*tasks, app=self._app)
             return chain(*tasks, other, app=self._app)
@@ -344,162 +350,25 @@ class group(_Workflow):
         return self.apply_async(partial_args, **options)
 
     def __or__(self, other: Any) -> Any:
-        return _chord(self, body=other, app=self._app)
+        return _chord()(self, body=other, app=self._app)
 
     def __repr__(self) -> str:
         return f"group({self.tasks!r})"
 
 
-class _chord(_Workflow):
-    """A header group whose results (in header order) are passed to the body.
-
-    The join is a counter row in PostgreSQL (see ``celeriac.chords``).
-    """
-
-    def __init__(
-        self,
-        header: Any,
-        body: Any = None,
-        task: str = "celery.chord",
-        args: Iterable[Any] | None = None,
-        kwargs: dict[str, Any] | None = None,
-        app: Celery | None = None,
-        **options: Any,
-    ) -> None:
-        if isinstance(header, dict) and not isinstance(header, group):
-            header = _sig(header, app)
-        header = header if isinstance(header, group) else group(header, app=app)
-        fields = {**(kwargs or {"kwargs": {}}), "header": header, "body": maybe_signature(body)}
-        super().__init__(task, args, fields, options, app=app)
-        self["subtask_type"] = "chord"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], app: Celery | None = None) -> _chord:
-        fields = dict(data["kwargs"])
-        header, body = fields.pop("header"), fields.pop("body", None)
-        return cls(
-            _sig(header, app),
-            _sig(body, app) if body is not None else None,
-            args=data.get("args"),
-            kwargs=fields,
-            app=app,
-            **data.get("options", {}),
-        )
-
-    @property
-    def tasks(self) -> group:
-        return self["kwargs"]["header"]  # type: ignore[no-any-return]
-
-    header = tasks
-
-    @property
-    def app(self) -> Celery:
-        if self._app is None:
-            return (self.body or self.header).app
-        return self._app
-
-    @property
-    def body(self) -> Signature:
-        return self["kwargs"]["body"]  # type: ignore[no-any-return]
-
-    @body.setter
-    def body(self, value: Signature) -> None:
-        self["kwargs"]["body"] = value
-
-    def parts(self) -> list[Signature]:
-        return [self.header, self.body]
-
-    def link(self, callback: Signature) -> Signature:
-        return self.body.link(callback)
-
-    def link_error(self, errback: Signature) -> Signature:
-        return self.body.link_error(errback)
-
-    def freeze(
-        self,
-        _id: str | None = None,
-        group_id: str | None = None,
-        chord: Any = None,
-        root_id: str | None = None,
-        parent_id: str | None = None,
-        group_index: int | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        header_result = self.header.freeze(root_id=root_id)
-        body_result = self.body.freeze(
-            _id, group_id=group_id, chord=chord, root_id=root_id, group_index=group_index
-        )
-        top = _top(body_result)
-        if top is not header_result and top.parent is None:
-            top.parent = header_result
-        return body_result
-
-    def build(
-        self, planner: Planner, args: list[Any], kwargs: dict[str, Any], options: dict[str, Any]
-    ) -> Any:
-        options = {**self.options, **options}
-        body = self.body
-        if body is None:
-            raise TypeError("a chord needs a body: chord(header, body) or chord(header)(body)")
-        for callback in _as_list(options.pop("link", None)):
-            body.link(callback)
-        for errback in _as_list(options.pop("link_error", None)):
-            body.link_error(errback)
-        task_id = options.pop("task_id", None)
-        body_only = {key: options.pop(key) for key in _BODY if key in options}
-        for key in ("countdown", "eta"):  # delay the header, not the body (Celery #7851)
-            body_only.pop(key, None)
-        body.options.update({**_without(options, ("countdown", "eta")), **body_only})
-        result = self.freeze(task_id, root_id=options.get("root_id"))
-        if not self.immutable:
-            args = [*args, *self.args]
-        header_ids = [r.id for r in _top(result).results]
-        if not header_ids:
-            planner.add(body, [[]])
-            return result
-        planner.chord(self.header.options["task_id"], header_ids, body)
-        self.header.build(planner, args, kwargs, {**options, "chord": body})
-        return result
-
-    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        """Run the header, then the body, here (``task_always_eager``)."""
-        values = self.header.apply(args, kwargs).get()
-        return self.body.clone().apply([values])
-
-    def __call__(self, body: Any = None, **options: Any) -> Any:
-        if body is not None:
-            self.body = _sig(body, self._app)
-        return self.apply_async((), {}, **options)
-
-    def __or__(self, other: Any) -> Any:
-        if isinstance(other, Signature) and not isinstance(other, group | chain):
-            sig = self.clone()
-            assert isinstance(sig, _chord)
-            sig.body = sig.body | other
-            return sig
-        return chain(self, other, app=self._app)
-
-    def __repr__(self) -> str:
-        return f"chord({self.header!r}, {self.body!r})"
-
-
-chord = _chord
-
-
-def _without(options: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {key: value for key, value in options.items() if key not in keys}
-
-
-_TYPES: dict[str, Any] = {"chain": chain, "group": group, "chord": _chord}
+_TYPES: dict[str, Any] = {"chain": chain, "group": group}
 
 
 def from_dict(data: dict[str, Any], app: Any = None) -> Signature:
     """Rebuild a signature (or workflow) from its dict form, by ``subtask_type``."""
-    if not _TYPES.keys() >= {"chunks", "xmap", "xstarmap"}:
-        from celeriac import canvas_maps
+    if "chord" not in _TYPES:
+        from celeriac import canvas_chord, canvas_maps
 
         _TYPES.update(
-            chunks=canvas_maps.chunks, xmap=canvas_maps.xmap, xstarmap=canvas_maps.xstarmap
+            chord=canvas_chord.chord,
+            chunks=canvas_maps.chunks,
+            xmap=canvas_maps.xmap,
+            xstarmap=canvas_maps.xstarmap,
         )
     kind = _TYPES.get(data.get("subtask_type") or "")
     if kind is None:
@@ -516,4 +385,4 @@ def join_with_or(left: Signature, right: Any) -> Any:
     return NotImplemented
 
 
-__all__ = ["chain", "chord", "from_dict", "group", "join_with_or"]
+__all__ = ["chain", "from_dict", "group", "join_with_or"]

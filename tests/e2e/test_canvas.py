@@ -272,3 +272,23 @@ def test_revoking_a_chord_reaches_header_and_body(tasks: Any) -> None:
     with tasks.add.app.database.connection() as conn:
         left = conn.execute(f'SELECT count(*) FROM "{_schema(tasks)}".chords').fetchone()
     assert left is not None and left[0] == 0
+
+
+def test_revoking_a_running_chain_stops_it_after_the_running_step(
+    tasks: Any, start_worker: Any, tmp_path: Path
+) -> None:
+    start_worker(*worker_args("-c", "1"))
+    marker = tmp_path / "started"
+    workflow = chain(tasks.sleep_then.s(0.5, 1, str(marker)), tasks.add.s(1), tasks.add.s(1))
+    result = workflow.apply_async()
+    first = result.parent.parent
+    while not marker.exists():
+        time.sleep(0.02)
+    result.revoke()  # the first step runs on; the others never will
+    assert first.get(timeout=10) == 1
+    assert result.get(timeout=10, propagate=False).__class__.__name__ == "TaskRevokedError"
+    assert [r.state for r in (first, result.parent, result)] == [
+        states.SUCCESS,
+        states.REVOKED,
+        states.REVOKED,
+    ]
