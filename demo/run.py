@@ -30,7 +30,7 @@ def main() -> int:
             stop.wait()
         except KeyboardInterrupt:
             pass
-        print("\nstopping the web server, checker and workers …", flush=True)
+        print("\nstopping the web server, beat and workers …", flush=True)
     print("stopped.")
     return 0
 

@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from psycopg.conninfo import conninfo_to_dict
+
 from stack import HERE, Stack, database_url
 
 SAMPLE = HERE / "analysis/static/analysis/reviews.txt"
@@ -146,7 +148,7 @@ def main() -> int:
     url = database_url()
     with tempfile.TemporaryDirectory(prefix="celeriac-smoke-") as var:
         with Stack(url, Path(var), port=0, echo=bool(os.environ.get("SMOKE_VERBOSE"))) as stack:
-            print(f"demo stack up at {stack.base} (database {url.rsplit('/', 1)[-1]})")
+            print(f"demo stack up at {stack.base} (database {conninfo_to_dict(url)['dbname']})")
             story(stack)
     print("demo-smoke: OK")
     return 0

@@ -1,4 +1,4 @@
-"""Start and stop everything the demo needs: database, migrations, workers, checker, web.
+"""Start and stop everything the demo needs: database, migrations, workers, beat, web.
 
 Used by ``make demo`` (run.py), ``make demo-smoke`` (smoke.py) and the browser test.
 Every process is started in its own session and stopped by its own pid: TERM first
@@ -22,21 +22,22 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 HERE = Path(__file__).resolve().parent
-LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/celeriac_demo"
+DEMO_DB = "celeriac_demo"
 
 
 def database_url() -> str:
-    """DEMO_DATABASE_URL, else the local server, else celeriac's embedded PostgreSQL."""
+    """DEMO_DATABASE_URL, else CELERIAC_BROKER_URL's server, else the embedded PostgreSQL.
+
+    The demo's tables and celeriac's schema share one database (``celeriac_demo`` unless
+    DEMO_DATABASE_URL names another), so a project and its tasks commit together.
+    """
     if os.environ.get("DEMO_DATABASE_URL"):
         return os.environ["DEMO_DATABASE_URL"]
-    try:
-        with psycopg.connect(_admin_url(LOCAL_URL), connect_timeout=3):
-            return LOCAL_URL
-    except psycopg.OperationalError:
-        from celeriac.embedded import embedded_url
+    if os.environ.get("CELERIAC_BROKER_URL"):
+        return make_conninfo(os.environ["CELERIAC_BROKER_URL"], dbname=DEMO_DB)
+    from celeriac.embedded import embedded_url
 
-        info = conninfo_to_dict(embedded_url())
-        return make_conninfo(**{**info, "dbname": "celeriac_demo"})
+    return make_conninfo(embedded_url(), dbname=DEMO_DB)
 
 
 def _admin_url(url: str) -> str:
@@ -85,7 +86,8 @@ class Process:
             text=True,
             start_new_session=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -116,6 +118,9 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        self.reader.join(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 class Stack:
@@ -128,20 +133,29 @@ class Stack:
         port: int = 8000,
         echo: bool = True,
         extra_env: dict[str, str] | None = None,
-        checker_every: float = 30,
     ) -> None:
         self.url, self.var, self.echo = url, var, echo
         self.port = free_port(port)
         self.base = f"http://127.0.0.1:{self.port}"
-        self.checker_every = checker_every
+        # the CLI lets CELERIAC_BROKER_URL override the settings (as Celery's does); the
+        # demo's processes must all use the database that Django uses
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("CELERIAC_BROKER_URL", "CELERIAC_RESULT_BACKEND")
+        }
         self.env = {
-            **os.environ,
+            **inherited,
             "DJANGO_SETTINGS_MODULE": "demo_site.settings",
             "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
             "DEMO_DATABASE_URL": url,
             "DEMO_VAR": str(var),
             "DEMO_BASE_URL": self.base,
             "PYTHONUNBUFFERED": "1",
+            # one worker process per core already uses every core: BLAS threads on top
+            # would only oversubscribe them (the model tool is numpy matrix products)
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
             **(extra_env or {}),
         }
         self.procs: list[Process] = []
@@ -175,8 +189,8 @@ class Stack:
             "demo@%h",
         )
         worker.wait_for(" ready.", 60)
-        every = str(self.checker_every)
-        self.spawn("checker", "manage.py", "check_projects", "--every", every)
+        # beat publishes analysis.check_projects (CELERY_BEAT_SCHEDULE in the settings)
+        self.spawn("beat", "-m", "celeriac", "-A", "demo_site", "beat", "-l", "info")
         web = self.spawn("web", "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload")
         self._wait_http(web, 60)
         return self

@@ -17,7 +17,8 @@ def _task_states(ids: list[str]) -> dict[str, dict[str, Any]]:
         "task_id", "status", "date_started", "date_done"
     )
     for row in rows:
-        info: dict[str, Any] = {"state": row.status, "seconds": row.runtime}
+        runtime = None if row.runtime is None else round(row.runtime, 3)
+        info: dict[str, Any] = {"state": row.status, "seconds": runtime}
         if row.status == "PROGRESS":
             meta = current_app.AsyncResult(row.task_id).info or {}
             info["percent"] = meta.get("percent", 0)

@@ -85,3 +85,23 @@ def jobs(task_ids: list[str] | None = None) -> list[tuple[str, str]]:
     with psycopg.connect(database_url(connection.settings_dict)) as conn:
         rows = conn.execute("SELECT task_id, task_name FROM celeriac.jobs ORDER BY id").fetchall()
     return [row for row in rows if task_ids is None or row[0] in task_ids]
+
+
+@pytest.fixture(autouse=True)
+def _empty_celeriac_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Django flushes its own tables between tests; celeriac's (unmanaged) are emptied here."""
+    yield
+    if "django_db_setup" not in request.fixturenames:
+        return
+    import psycopg
+    from django.db import connection
+
+    from celeriac.contrib.django import database_url
+
+    with psycopg.connect(database_url(connection.settings_dict), autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT format('celeriac.%I', tablename) FROM pg_tables "
+            "WHERE schemaname = 'celeriac' AND tablename <> 'schema_version'"
+        ).fetchall()
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(t[0] for t in tables)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -38,13 +39,19 @@ def database_url(settings_dict: dict[str, Any]) -> str:
         }.items()
         if value
     }
-    conninfo = {k: str(v) for k, v in conninfo_to_dict(make_conninfo(**options)).items()}
-    auth = conninfo.get("user", "")
-    if conninfo.get("password"):
-        auth += f":{conninfo['password']}"
-    host = conninfo.get("host", "localhost")
-    port = f":{conninfo['port']}" if conninfo.get("port") else ""
-    return f"postgresql://{auth}{'@' if auth else ''}{host}{port}/{conninfo.get('dbname', '')}"
+    info = {k: str(v) for k, v in conninfo_to_dict(make_conninfo(**options)).items()}
+    auth = quote(info.get("user", ""), safe="")
+    if info.get("password"):
+        auth += ":" + quote(info["password"], safe="")
+    host, port = info.get("host", ""), info.get("port", "")
+    query = {}
+    if host.startswith("/"):  # a Unix socket directory goes in the query string
+        query = {"host": host, **({"port": port} if port else {})}
+        host = port = ""
+    netloc = f"{auth}@" if auth else ""
+    netloc += host + (f":{port}" if port else "")
+    suffix = f"?{urlencode(query)}" if query else ""
+    return f"postgresql://{netloc}/{quote(info.get('dbname', ''), safe='')}{suffix}"
 
 
 def _identity(host: Any, port: Any, dbname: Any) -> tuple[str, str, str]:

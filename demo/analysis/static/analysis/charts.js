@@ -36,7 +36,8 @@ function stacked(groups) {
     let x = left;
     const y = 6 + i * rowH;
     s.appendChild(el("text", { x: left - 6, y: y + 20, "text-anchor": "end", class: "lbl" }, g.label));
-    for (const [name, value] of Object.entries(g.parts)) {
+    for (const name of Object.keys(COLORS)) {
+      const value = g.parts[name] || 0;
       const w = ((width - left - 10) * value) / total;
       const r = el("rect", { x, y, width: w, height: rowH - 12, fill: COLORS[name] });
       r.appendChild(el("title", {}, `${name}: ${value}`));
@@ -56,7 +57,7 @@ function stacked(groups) {
 
 // matrix: {rowLabel: {colLabel: n}} as a heat map
 function heatmap(matrix) {
-  const labels = Object.keys(matrix), cell = 70, left = 80, top = 24;
+  const labels = Object.keys(COLORS).filter((k) => k in matrix), cell = 58, left = 80, top = 24;
   const s = svg(left + cell * labels.length + 10, top + cell * labels.length + 10);
   const max = Math.max(1, ...labels.flatMap((r) => labels.map((c) => matrix[r][c])));
   labels.forEach((c, j) => s.appendChild(el("text", { x: left + j * cell + cell / 2, y: 16, "text-anchor": "middle", class: "lbl" }, c)));

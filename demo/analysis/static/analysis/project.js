@@ -37,7 +37,7 @@
     ]));
     put("chart-confusion", charts.heatmap(res.confusion));
     document.getElementById("agreement").textContent = `${Math.round(res.agreement * 100)}%`;
-    put("chart-emotions", charts.hbars(Object.entries(res.emotions).map(([k, v]) => ({ label: k, value: v }))));
+    put("chart-emotions", charts.hbars(Object.entries(res.emotions).sort((a, b) => b[1] - a[1]).map(([k, v]) => ({ label: k, value: v }))));
     put("chart-phrases", charts.hbars(res.phrases.slice(0, 10).map((p) => ({ label: p.phrase, value: 1 / Math.max(p.score, 1e-4), note: p.score.toFixed(3), color: "#8a6fbf" })), { left: 170 }));
     lineRows(document.getElementById("most-positive"), res.most_positive);
     lineRows(document.getElementById("most-negative"), res.most_negative);
