@@ -40,7 +40,7 @@ def test_bad_uploads_have_clear_messages(name: str, data: bytes, column: str, me
 
 
 def test_limits() -> None:
-    with pytest.raises(UploadError, match="limit is 0.0 MB"):
+    with pytest.raises(UploadError, match=r"limit is 0\.0 MB"):
         parse_upload("big.txt", b"x" * 2000, max_bytes=1000)
     with pytest.raises(UploadError, match="has 3 lines; the limit is 2"):
         parse_upload("long.txt", b"a\nb\nc\n", max_lines=2)
