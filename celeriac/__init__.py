@@ -6,13 +6,17 @@ Port a Celery project by changing ``celery`` to ``celeriac`` in its imports.
 from __future__ import annotations
 
 from celeriac import exceptions, states
+from celeriac._state import CurrentTaskProxy as _CurrentTaskProxy
 from celeriac._state import get_current_app as _get_current_app
 from celeriac.app import Celery, shared_task
 from celeriac.canvas import Signature, maybe_signature, signature, subtask
 from celeriac.result import AsyncResult, GroupResult
 from celeriac.task import Task
+from celeriac.utils import uuid
 
 __version__ = "0.1.0"
+
+current_task = _CurrentTaskProxy()
 
 
 def __getattr__(name: str) -> object:
@@ -43,6 +47,7 @@ __all__ = [
     "chord",
     "chunks",
     "current_app",
+    "current_task",
     "exceptions",
     "group",
     "maybe_signature",
@@ -50,6 +55,7 @@ __all__ = [
     "signature",
     "states",
     "subtask",
+    "uuid",
     "xmap",
     "xstarmap",
 ]

@@ -59,3 +59,23 @@ def in_worker_task() -> bool:
     """True while a worker (not eager mode, not a direct call) executes a task here."""
     task = current_task()
     return task is not None and not task.request.is_eager and not task.request.called_directly
+
+
+class CurrentTaskProxy:
+    """``celeriac.current_task``: the task running in this thread, looked up on each use.
+
+    ``from celeriac import current_task`` at the top of a module works as in Celery:
+    the name stays bound to this proxy, which is falsy when no task is running.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        task = current_task()
+        if task is None:
+            raise AttributeError(f"no task is running in this thread (current_task.{name})")
+        return getattr(task, name)
+
+    def __bool__(self) -> bool:
+        return current_task() is not None
+
+    def __repr__(self) -> str:
+        return f"<current_task: {current_task()!r}>"

@@ -75,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _SETTING = re.compile(r"^[a-z][a-z0-9_]*$")
+_SAME_AS_BROKER = {"rpc", "django-db", "db", "database"}
 
 
 class Settings(dict[str, Any]):
@@ -121,8 +122,14 @@ class Settings(dict[str, Any]):
         return normalize_url(url) if url else None
 
     def backend(self) -> str | None:
-        """The database URL for results: ``result_backend`` or else the broker's."""
+        """The database URL for results: ``result_backend`` or else the broker's.
+
+        Celery backends that only say "keep results somewhere sensible" (``rpc://``,
+        ``django-db``) mean the broker's database here, so ported settings keep working.
+        """
         url = self.get("result_backend") or os.environ.get("CELERIAC_RESULT_BACKEND")
+        if url and str(url).rstrip("/:") in _SAME_AS_BROKER:
+            url = None
         return normalize_url(url) if url else self.broker()
 
 

@@ -26,6 +26,9 @@ class CeleriacError(Exception):
         super().__init__(*args)
 
 
+CeleryError = CeleriacError  # Celery's name for the root, so ``except CeleryError`` ports
+
+
 # -- configuration -----------------------------------------------------------
 class ImproperlyConfigured(CeleriacError):
     """celeriac is not configured correctly."""
@@ -178,6 +181,7 @@ class WorkerShutdown(SystemExit):
 
 __all__ = [
     "CeleriacError",
+    "CeleryError",
     "ChordError",
     "ContentDisallowed",
     "DatabaseError",

@@ -9,7 +9,9 @@ would block a worker slot), but a result that is already stored is simply return
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from celeriac import _state, states
@@ -25,8 +27,23 @@ E_WOULDBLOCK = (
 )
 
 
+_join = threading.local()
+
+
+@contextmanager
+def allow_join_result() -> Iterator[None]:
+    """Allow ``get()`` on unfinished results inside a task (Celery's escape hatch)."""
+    previous = getattr(_join, "allowed", False)
+    _join.allowed = True
+    try:
+        yield
+    finally:
+        _join.allowed = previous
+
+
 def _require_not_blocking(disable_sync_subtasks: bool) -> None:
-    if disable_sync_subtasks and _state.in_worker_task():
+    allowed = getattr(_join, "allowed", False)
+    if disable_sync_subtasks and not allowed and _state.in_worker_task():
         raise RuntimeError(E_WOULDBLOCK)
 
 
@@ -494,4 +511,11 @@ def result_from_tuple(value: Any, app: Celery | None = None) -> AsyncResult:
     return AsyncResult(task_id, app=app, parent=result_from_tuple(parent, app) if parent else None)
 
 
-__all__ = ["AsyncResult", "EagerResult", "GroupResult", "ResultSet", "result_from_tuple"]
+__all__ = [
+    "AsyncResult",
+    "EagerResult",
+    "GroupResult",
+    "ResultSet",
+    "allow_join_result",
+    "result_from_tuple",
+]

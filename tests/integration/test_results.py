@@ -175,6 +175,24 @@ def test_get_inside_a_task(app: Any) -> None:
         blocked.get(timeout=5)
 
 
+def test_allow_join_result_permits_waiting_inside_a_task(app: Any) -> None:
+    from celeriac.result import allow_join_result
+
+    @app.task
+    def waits(task_id: str) -> str:
+        with allow_join_result():
+            try:
+                AsyncResult(task_id).get(timeout=0.2)
+            except TimeoutError:
+                return "waited"
+        return "unexpected"
+
+    pending = AsyncResult("never-stored", app=app)
+    result = waits.delay(pending.id)
+    run_jobs(app)
+    assert result.get(timeout=5) == "waited"
+
+
 def test_errback_pattern_from_celerys_docs(app: Any) -> None:
     @app.task
     def fails() -> None:

@@ -156,3 +156,14 @@ def test_other_brokers_are_refused_with_the_password_masked(url: str) -> None:
 )
 def test_mask_url(url: str | None, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize("backend", ["rpc://", "django-db"])
+def test_celery_backends_meaning_the_broker_database_are_accepted(backend: str) -> None:
+    app = Celery("x", broker="postgresql://h/db", backend=backend)
+    assert app.conf.backend() == "postgresql://h/db"
+
+
+def test_a_redis_result_backend_is_refused() -> None:
+    with pytest.raises(ImproperlyConfigured, match="PostgreSQL URL"):
+        Celery("x", broker="postgresql://h/db", backend="redis://:pw@h").conf.backend()
