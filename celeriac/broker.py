@@ -209,10 +209,12 @@ class Broker:
                         self._requeue_params(batch.requeued, worker, result_expires),
                     )
                 )
-            for job_id, attempt, error in batch.buried:
+            buried = [
                 conn.execute(
                     self._q("bury"), {"job_id": job_id, "attempt": attempt, "error": error}
                 )
+                for job_id, attempt, error in batch.buried
+            ]
             for update in batch.states:
                 conn.execute(
                     self._q("store_state"), self._state_params(update, worker, result_expires)
@@ -223,6 +225,8 @@ class Broker:
             for job_id, complete, _ in finish.fetchall() if finish is not None else ():
                 accepted.add(job_id)
                 ready.extend(complete or ())
+            for cursor in buried:
+                ready.extend(group_id for group_id, left in cursor.fetchall() if left <= 0)
             after = self._follow_up(conn, batch, accepted, ready)
         accepted.update(job_id for job_id, _, _ in batch.buried)
         run_after_commit(after)

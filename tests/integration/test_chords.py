@@ -8,6 +8,7 @@ from typing import Any
 
 from celeriac import chord, states
 from celeriac.broker import Batch, Finish
+from celeriac.exceptions import ChordError
 from celeriac.worker.completer import to_batch
 from celeriac.worker.executor import Execution
 
@@ -132,3 +133,25 @@ def test_nested_chord_in_a_header_counts_for_the_outer_chord(app: Any) -> None:
         pass
     assert result.get(timeout=5) == 26
     assert _chord_rows(app) == 0
+
+
+def test_a_dead_lettered_part_still_joins_with_chord_error(app: Any) -> None:
+    add, tsum = _tasks(app)
+    # a header message this worker refuses to decode (pickle is not accepted)
+    result = chord([add.s(1, 1), add.s(2, 2).set(serializer="pickle")], tsum.s()).apply_async()
+    run_jobs(app)
+    run_jobs(app)
+    error = result.get(timeout=5, propagate=False)
+    assert isinstance(error, ChordError) and "ContentDisallowed" in str(error)
+    assert _chord_rows(app) == 0
+
+
+def test_publishing_inside_a_transaction_that_rolls_back_leaves_nothing(app: Any) -> None:
+    add, tsum = _tasks(app)
+    app.ensure_schema()
+    with app.database.connection() as conn:
+        conn.autocommit = False
+        chord([add.s(1, 1), add.s(2, 2)], tsum.s()).apply_async(connection=conn)
+        conn.rollback()
+        conn.autocommit = True
+    assert job_rows(app) == [] and _chord_rows(app) == 0

@@ -174,8 +174,17 @@ SELECT m.id, w.n FROM moved AS m CROSS JOIN (SELECT count(*) AS n FROM woken) AS
 
 -- name: bury
 -- Move a job that cannot be decoded aside (dead letter) with the reason; never drop it.
-UPDATE {schema}.jobs SET state = 'dead', error = %(error)s, worker_id = NULL
-WHERE id = %(job_id)s AND attempt = %(attempt)s AND state = 'running';
+-- A buried chord part counts as ended (its FAILURE is stored with it), so its chord
+-- is still joined — with a ChordError — instead of waiting forever. Returns the chord
+-- that became complete, if any.
+WITH dead AS (
+    UPDATE {schema}.jobs SET state = 'dead', error = %(error)s, worker_id = NULL
+    WHERE id = %(job_id)s AND attempt = %(attempt)s AND state = 'running'
+    RETURNING headers->>'group' AS group_id
+)
+UPDATE {schema}.chords AS c SET remaining = c.remaining - 1
+FROM dead WHERE c.group_id = dead.group_id
+RETURNING c.group_id, c.remaining;
 
 -- name: purge
 -- Delete waiting jobs of the given queues (celeriac purge). Running jobs are untouched.
