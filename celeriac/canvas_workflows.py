@@ -318,13 +318,19 @@ class group(_Workflow):
 
     def build(
         self, planner: Planner, args: list[Any], kwargs: dict[str, Any], options: dict[str, Any]
-    ) -> GroupResult:
+    ) -> Any:
         options = {**self.options, **options}
         for errback in _as_list(options.pop("link_error", None)):
             self.link_error(_sig(errback, self._app))
         for callback in _as_list(options.pop("link", None)):
             self.link(_sig(callback, self._app))
-        for unused in ("group_id", "group_index", "chain"):
+        rest = list(options.pop("chain", None) or [])
+        if rest:  # a group followed by more steps joins them: chord(group, next step)
+            step = _sig(rest.pop(), self._app)
+            upgraded = _chord()(self, step, app=self._app)
+            options.pop("task_id", None)  # the group's id stays the header's
+            return upgraded.build(planner, args, kwargs, {**options, "chain": rest})
+        for unused in ("group_id", "group_index"):
             options.pop(unused, None)
         chord = options.pop("chord", None)
         result = self.freeze(options.pop("task_id", None), root_id=options.get("root_id"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from celeriac import chord, states
+from celeriac import chain, chord, group, states
 from celeriac.broker import Batch, Finish
 from celeriac.exceptions import ChordError
 from celeriac.worker.completer import to_batch
@@ -155,3 +155,14 @@ def test_publishing_inside_a_transaction_that_rolls_back_leaves_nothing(app: Any
         conn.rollback()
         conn.autocommit = True
     assert job_rows(app) == [] and _chord_rows(app) == 0
+
+
+def test_group_ending_a_chord_body_inside_a_chain_becomes_a_chord(app: Any) -> None:
+    add, tsum = _tasks(app)
+    body = chain(tsum.s(), group(add.s(1), add.s(2)))  # ends in a group...
+    workflow = chain(chord([add.s(1, 1)], body), tsum.s())  # ...which the chain continues
+    result = workflow.apply_async()
+    while run_jobs(app):
+        pass
+    assert result.get(timeout=5) == 7  # tsum([2 + 1, 2 + 2])
+    assert _chord_rows(app) == 0
