@@ -80,6 +80,8 @@ def worker(
     from celeriac.worker.worker import Worker, expand_hostname
 
     node = expand_hostname(hostname)
+    # name this worker's sessions (and its children's) in pg_stat_activity
+    os.environ.setdefault("PGAPPNAME", f"celeriac worker {node}"[:63])
     logfile = expand_path(logfile, node)
     pidfile = expand_path(pidfile, node)
     if detach:
@@ -131,7 +133,7 @@ def _write_pidfile(path: str) -> None:
             pid = int(open(path).read().strip() or 0)
         except ValueError:
             pid = 0
-        if pid and _alive(pid):
+        if pid and pid != os.getpid() and _alive(pid):  # own pid: restarted in place (HUP)
             fail(f"pidfile {path} names a running process ({pid}); is the worker already running?")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as handle:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from celeriac.exceptions import ImproperlyConfigured
-from celeriac.worker.pool import PreforkPool
+from celeriac.worker.prefork import PreforkPool
 
 logger = logging.getLogger(__name__)
 

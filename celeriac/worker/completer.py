@@ -14,16 +14,25 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from celeriac import states
 from celeriac.broker import Batch, Finish, Requeue
-from celeriac.db.pool import Database
+from celeriac.db.pool import Database, is_connection_error
+from celeriac.exceptions import EncodeError
 from celeriac.worker.executor import Outcome
 
 if TYPE_CHECKING:
+    from celeriac.backend import Backend
     from celeriac.broker import Broker
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+REFUSED = "refused by the database"
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL characters; show them instead of failing."""
+    return value.replace("\x00", "\\x00") if value and "\x00" in value else value
 
 
 def to_batch(outcomes: list[Outcome]) -> Batch:
@@ -42,7 +51,7 @@ def to_batch(outcomes: list[Outcome]) -> Batch:
                     o.status,
                     o.content_type,
                     o.result,
-                    o.traceback,
+                    _text(o.traceback),
                     o.store,
                     o.date_started,
                 )
@@ -57,14 +66,14 @@ def to_batch(outcomes: list[Outcome]) -> Batch:
                     o.eta,
                     o.content_type,
                     o.result,
-                    o.traceback,
+                    _text(o.traceback),
                     o.store,
                     o.body,
                     o.queue,
                 )
             )
         elif o.kind == "bury":
-            batch.buried.append((o.job_id, o.attempt, o.error or "undecodable"))
+            batch.buried.append((o.job_id, o.attempt, _text(o.error) or "undecodable"))
             from celeriac.broker import StateUpdate
 
             batch.states.append(
@@ -74,19 +83,33 @@ def to_batch(outcomes: list[Outcome]) -> Batch:
 
 
 class Completer:
-    """A thread that writes outcomes in batches."""
+    """A thread that writes outcomes in batches.
+
+    A connection failure keeps the whole batch and retries it (with backoff) on a new
+    connection: the fencing token makes a retry after a lost COMMIT reply harmless. A
+    batch the database *refuses* (a statement error, the connection still fine) is
+    written one outcome at a time, and an outcome refused on its own is recorded as a
+    FAILURE explaining why — one bad outcome never wedges the others.
+    """
 
     def __init__(
-        self, broker: Broker, db: Database, worker_name: str, result_expires: float
+        self,
+        broker: Broker,
+        db: Database,
+        worker_name: str,
+        result_expires: float,
+        backend: Backend | None = None,
     ) -> None:
         self.broker = broker
         self.db = db
         self.worker_name = worker_name
         self.result_expires = result_expires
+        self.backend = backend
         self.pending: deque[Outcome] = deque()
         self.cond = threading.Condition()
         self.inflight = 0
         self.stopping = False
+        self.abandon = threading.Event()
         self.conn: Any = None
         self.thread = threading.Thread(target=self._run, name="celeriac-completer", daemon=True)
 
@@ -106,23 +129,27 @@ class Completer:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self.cond.wait(remaining if remaining is not None else 1.0)
+                self.cond.wait(min(remaining, 1.0) if remaining is not None else 1.0)
         return True
 
-    def stop(self) -> None:
-        self.flush()
+    def stop(self, timeout: float | None = None) -> bool:
+        """Write what is pending (giving up after ``timeout``), then end the thread."""
+        flushed = self.flush(timeout)
+        if not flushed:
+            self.abandon.set()
         with self.cond:
             self.stopping = True
             self.cond.notify_all()
         self.thread.join(timeout=5)
         if self.conn is not None:
             self.conn.close()
+        return flushed
 
     def _take(self) -> list[Outcome] | None:
         with self.cond:
             while not self.pending and not self.stopping:
                 self.cond.wait()
-            if not self.pending:
+            if not self.pending or self.abandon.is_set():
                 return None
             taken = [self.pending.popleft() for _ in range(min(MAX_BATCH, len(self.pending)))]
             self.inflight = len(taken)
@@ -133,34 +160,70 @@ class Completer:
             outcomes = self._take()
             if outcomes is None:
                 return
-            self._write(outcomes)
+            try:
+                self._write(outcomes)
+            except Exception:  # never let the thread die: the worker would wedge
+                logger.exception("completer: unexpected error writing %d outcome(s)", len(outcomes))
             with self.cond:
                 self.inflight = 0
                 self.cond.notify_all()
 
     def _write(self, outcomes: list[Outcome]) -> None:
-        batch = to_batch(outcomes)
         backoff = 0.1
         while True:
             try:
-                if self.conn is None or self.conn.closed:
-                    self.conn = self.db.connect()
-                accepted = self.broker.commit(
-                    self.conn, batch, self.worker_name, self.result_expires
-                )
-                break
+                self._report(outcomes, self._commit(outcomes))
+                return
             except Exception as exc:
+                if not self._lost_connection(exc):
+                    self._write_apart(outcomes, exc)
+                    return
                 logger.error(
                     "cannot record %d outcome(s): %s; retrying in %.1fs",
                     len(outcomes),
                     exc,
                     backoff,
                 )
-                if self.conn is not None:
-                    self.conn.close()
-                    self.conn = None
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+            if self.abandon.wait(backoff):
+                logger.error("gave up recording %d outcome(s) at shutdown", len(outcomes))
+                return
+            backoff = min(backoff * 2, 5.0)
+
+    def _commit(self, outcomes: list[Outcome]) -> set[int]:
+        if self.conn is None or self.conn.closed:
+            self.conn = self.db.connect()
+        return self.broker.commit(
+            self.conn, to_batch(outcomes), self.worker_name, self.result_expires
+        )
+
+    def _lost_connection(self, exc: Exception) -> bool:
+        """Was it the connection (retry the batch) rather than the data (write apart)?"""
+        conn, broken = self.conn, True
+        if conn is not None and not is_connection_error(exc):
+            broken = bool(conn.closed or conn.broken)
+        if broken and conn is not None:
+            conn.close()
+            self.conn = None
+        return broken
+
+    def _write_apart(self, outcomes: list[Outcome], exc: Exception) -> None:
+        if len(outcomes) > 1:
+            for outcome in outcomes:
+                self._write([outcome])
+            return
+        outcome = outcomes[0]
+        logger.error(
+            "the database refused the outcome of %s[%s] (%s); recording a FAILURE instead",
+            outcome.task_name,
+            outcome.task_id,
+            exc,
+            extra={"task_id": outcome.task_id, "action": "refused"},
+        )
+        fallback = refused_outcome(outcome, exc, self.backend)
+        if fallback is not None:
+            self._write([fallback])
+
+    def _report(self, outcomes: list[Outcome], accepted: set[int]) -> None:
         for outcome in outcomes:
             if outcome.job_id not in accepted:
                 logger.warning(
@@ -171,3 +234,27 @@ class Completer:
                     outcome.attempt,
                     extra={"task_id": outcome.task_id, "action": "fenced"},
                 )
+
+
+def refused_outcome(outcome: Outcome, exc: Exception, backend: Backend | None) -> Outcome | None:
+    """A FAILURE saying why ``outcome`` could not be stored; None if that failed already."""
+    if outcome.error == REFUSED:
+        return None  # even the plain FAILURE was refused: leave the job to the rescuer
+    reason = EncodeError(
+        f"the outcome of {outcome.task_name}[{outcome.task_id}] ({outcome.status}) could not "
+        f"be recorded: {type(exc).__name__}: {str(exc).replace(chr(0), '')}"
+    )
+    content_type = backend.content_type if backend is not None else outcome.content_type
+    return Outcome(
+        outcome.job_id,
+        outcome.attempt,
+        outcome.task_id,
+        outcome.task_name,
+        "finish",
+        states.FAILURE,
+        content_type=content_type,
+        result=backend.encode(reason) if backend is not None else None,
+        traceback=str(reason),
+        store=backend is not None,
+        error=REFUSED,
+    )

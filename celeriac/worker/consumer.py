@@ -124,8 +124,11 @@ class Consumer:
             return
         self.woken.clear()
         jobs = self.claim(free)
-        for job in jobs:
+        for index, job in enumerate(jobs):
             if self.stopping.is_set():
+                # claimed but not started: give them back for the next worker
+                for unstarted in jobs[index:]:
+                    self.release(unstarted)
                 break
             self.dispatch(job)
         if not jobs:
@@ -161,21 +164,29 @@ class Consumer:
         signals.task_received.send(sender=self, request=job)
         delay = self._rate_delay(job.task_name)
         if delay:
-            self.on_outcome(
-                Outcome(
-                    job.id,
-                    job.attempt,
-                    job.task_id,
-                    job.task_name,
-                    "requeue",
-                    "PENDING",
-                    store=False,
-                    retry=False,
-                    eta=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay),
-                )
-            )
+            self.release(job, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay))
             return
-        self.pool.submit(job)
+        try:
+            self.pool.submit(job)
+        except Exception as exc:
+            logger.error("cannot start %s[%s] (%s); releasing it", job.task_name, job.task_id, exc)
+            self.release(job)
+
+    def release(self, job: Job, eta: dt.datetime | None = None) -> None:
+        """Put a claimed job back in the queue untouched (at ``eta`` if given)."""
+        self.on_outcome(
+            Outcome(
+                job.id,
+                job.attempt,
+                job.task_id,
+                job.task_name,
+                "requeue",
+                "PENDING",
+                store=False,
+                retry=False,
+                eta=eta,
+            )
+        )
 
     def _rate_delay(self, name: str) -> float:
         if self.disable_rate_limits:

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any
 from celeriac import signals, states
 from celeriac.config import as_seconds, mask_url
 from celeriac.db.queries import query
-from celeriac.exceptions import ImproperlyConfigured, Terminated, TimeLimitExceeded
+from celeriac.exceptions import (
+    ImproperlyConfigured,
+    Terminated,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
 from celeriac.message import Job
 from celeriac.worker.completer import Completer
 from celeriac.worker.consumer import Consumer
@@ -31,7 +36,8 @@ from celeriac.worker.control import Panel
 from celeriac.worker.executor import Execution, Outcome, lost
 from celeriac.worker.listener import Listener
 from celeriac.worker.maintenance import Maintenance, liveness_namespace
-from celeriac.worker.pool import POOLS, BasePool
+from celeriac.worker.pool import POOL_NAMES, BasePool, pool_class
+from celeriac.worker.pool import cold_shutdown_error as pool_cold_error
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 EX_OK, EX_FAILURE = 0, 1
+SHUTDOWN_FLUSH = 30.0  # seconds to keep retrying outcome writes at shutdown
 
 
 def expand_hostname(name: str | None) -> str:
@@ -74,7 +81,7 @@ class Worker:
         self.hostname = expand_hostname(hostname)
         self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
         self.pool_name = pool or conf.worker_pool or "prefork"
-        if self.pool_name not in POOLS:
+        if self.pool_name not in POOL_NAMES:
             raise ImproperlyConfigured(
                 f"unknown pool {self.pool_name!r}: use one of prefork, threads, solo"
             )
@@ -91,6 +98,7 @@ class Worker:
         self.argv = argv
         self.result_expires = as_seconds(conf.result_expires) or 10 * 365 * 86400.0
         self.shutdown_mode: str | None = None
+        self.cold = threading.Event()
         self.int_count = 0
         self.worker_id = 0
         self.started_at = dt.datetime.now(dt.UTC)
@@ -113,8 +121,10 @@ class Worker:
         app.ensure_schema()
         signals.worker_init.send(sender=self)
         self.worker_id = self.register()
-        self.completer = Completer(app.broker, app.database, self.hostname, self.result_expires)
-        self.pool = POOLS[self.pool_name](
+        self.completer = Completer(
+            app.broker, app.database, self.hostname, self.result_expires, app.backend
+        )
+        self.pool = pool_class(self.pool_name)(
             app,
             self.concurrency,
             self.hostname,
@@ -170,7 +180,7 @@ class Worker:
 
     def start_autoscaler(self) -> None:
         from celeriac.worker.autoscale import Autoscaler
-        from celeriac.worker.pool import PreforkPool
+        from celeriac.worker.prefork import PreforkPool
 
         if self.autoscale and isinstance(self.pool, PreforkPool):
             self.autoscaler = Autoscaler(
@@ -260,7 +270,10 @@ class Worker:
                 logger.error("Task %s[%s] raised: %r", job.task_name, job.task_id, exc)
             else:
                 logger.error("Task %s[%s] lost: %s", job.task_name, job.task_id, exc)
-            outcome = lost(self.app, job, self.hostname, exc)
+            # cut off by a cold shutdown, an acks_late job was never acknowledged: it goes
+            # back to the queue as if the whole worker had died
+            whole = self.cold.is_set() and isinstance(exc, WorkerLostError)
+            outcome = lost(self.app, job, self.hostname, exc, whole_worker=whole)
         self.on_outcome(outcome)
 
     # -- remote control (commands and replies: worker/control.py) ------------------------------
@@ -292,48 +305,56 @@ class Worker:
             self.request_shutdown("cold")
 
     def request_shutdown(self, mode: str) -> None:
-        if self.shutdown_mode == "cold" or self.shutdown_mode == mode:
-            return
-        if self.shutdown_mode is None or mode == "cold":
-            how = {"warm": "Warm", "cold": "Cold", "restart": "Warm"}[mode]
-            logger.warning("worker: %s shutdown (%s)", how, "MainProcess")
-            signals.worker_shutting_down.send(
-                sender=self.hostname,
-                sig=mode,
-                how=how,
-                exitcode=EX_OK if mode != "cold" else EX_FAILURE,
-            )
+        """Start a ``warm``, ``cold`` or ``restart`` shutdown (signal handler or listener).
+
+        Only flags are set here: the main thread does the work once the claim loop (or,
+        for solo, the task) returns, so nothing heavy runs inside a signal handler."""
+        if self.cold.is_set() or (mode != "cold" and self.shutdown_mode is not None):
+            return  # a second TERM changes nothing; cold is final
+        how = "Cold" if mode == "cold" else "Warm"
+        logger.warning(
+            "worker: %s shutdown (MainProcess)%s",
+            how,
+            ": restarting in place once running tasks finish" if mode == "restart" else "",
+        )
+        code = EX_FAILURE if mode == "cold" else EX_OK
+        signals.worker_shutting_down.send(sender=self.hostname, sig=mode, how=how, exitcode=code)
         self.shutdown_mode = mode
         self.consumer.stop()
         if mode == "cold":
-            threading.Thread(target=self._cold_stop, daemon=True).start()
-
-    def _cold_stop(self) -> None:
-        cut = self.pool.stop(cold=True)
-        for job in cut:
-            from celeriac.exceptions import WorkerLostError
-
-            self.on_lost(
-                job,
-                WorkerLostError(f"Worker exited prematurely: cold shutdown. Job: {job.task_id}."),
-            )
-        self.completer.flush(timeout=10)
-        self._finish(EX_FAILURE)
+            self.cold.set()
+            self.pool.interrupt()  # solo: raises out of the running task (main thread)
 
     def shutdown(self) -> int:
-        if self.shutdown_mode == "cold":
-            threading.Event().wait()  # _cold_stop exits the process
-        self.pool.stop(cold=False)
-        self._finish(EX_OK)
-        if self.shutdown_mode == "restart":
-            logger.warning("Restarting celeriac worker (%s)", " ".join(sys.argv))
-            os.execv(sys.executable, [sys.executable, "-m", "celeriac", *sys.argv[1:]])
-        return EX_OK
+        """After the claim loop: stop the pool (warm unless cold), record, exit or exec."""
+        if not self.cold.is_set():
+            self.pool.stop(cold=False, abort=self.cold)
+        code = EX_FAILURE if self.cold.is_set() else EX_OK
+        if code != EX_OK:
+            for job in self.pool.stop(cold=True):
+                self.on_lost(job, pool_cold_error(job))
+        self._finish()
+        if code == EX_OK and self.shutdown_mode == "restart":
+            self._restart()
+        return code
 
-    def _finish(self, code: int) -> None:
+    def _restart(self) -> None:
+        argv = [a for a in sys.argv[1:] if a not in ("-D", "--detach")]
+        logger.warning("Restarting celeriac worker (%s)", " ".join(argv))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "celeriac", *argv])
+
+    def _finish(self) -> None:
         if self.autoscaler is not None:
             self.autoscaler.stop()
-        self.completer.stop()
+        if not self.completer.stop(timeout=SHUTDOWN_FLUSH):
+            logger.error(
+                "worker: could not record every outcome within %ss (database unreachable?); "
+                "their jobs stay claimed and are rescued once this worker is gone",
+                SHUTDOWN_FLUSH,
+            )
         self.maintenance.stop()
         self.listener.stop()
         try:
@@ -344,9 +365,6 @@ class Worker:
         except Exception as exc:
             logger.warning("could not mark worker stopped: %s", exc)
         signals.worker_shutdown.send(sender=self)
-        if code != EX_OK:
-            logging.shutdown()
-            os._exit(code)
 
 
 def _version() -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.faultkit import fworker, tasks  # noqa: F401  (fixtures)
+
 HERE = Path(__file__).parent
 
 
