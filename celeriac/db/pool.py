@@ -40,6 +40,9 @@ class Database:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self.migrated = False
+        # long-lived processes (workers) check a pooled connection before lending it, so
+        # a session the server dropped meanwhile is replaced instead of failing the caller
+        self.check_connections = False
 
     def __repr__(self) -> str:
         return f"<Database {mask_url(self.url)} schema={self.schema}>"
@@ -69,6 +72,7 @@ class Database:
             open=True,
             timeout=30,
             name=f"celeriac-{self.schema}",
+            check=ConnectionPool.check_connection if self.check_connections else None,
         )
 
     @contextmanager

@@ -55,20 +55,44 @@ class Listener:
         self.thread = threading.Thread(target=self._run, name="celeriac-listener", daemon=True)
 
     def connect(self) -> None:
-        """Connect, take the liveness lock and LISTEN (raises if the lock is taken)."""
+        """Connect, take the liveness lock, heartbeat and LISTEN.
+
+        If the lock is taken, or this worker was declared dead while it was away (its
+        row stopped, its jobs rescued), it registers again under a new id first."""
         conn = self.db.connect()
-        locked = conn.execute(
-            query("lock_worker", self.db.schema),
-            {"lock_ns": self.lock_ns, "worker_id": self.worker_id},
-        ).fetchone()
-        if not locked or not locked[0]:
+        try:
+            locked = conn.execute(
+                query("lock_worker", self.db.schema),
+                {"lock_ns": self.lock_ns, "worker_id": self.worker_id},
+            ).fetchone()
+            if locked and locked[0] and self._heartbeat(conn):
+                for channel in (jobs_channel(self.db.schema), control_channel(self.db.schema)):
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                self.conn = conn
+                self.connected.set()
+                return
+        except BaseException:
             conn.close()
-            self.worker_id = self.on_lost_registration()
-            return self.connect()
-        for channel in (jobs_channel(self.db.schema), control_channel(self.db.schema)):
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        self.conn = conn
-        self.connected.set()
+            raise
+        conn.close()
+        self._register_again()
+        self.connect()
+
+    def _register_again(self) -> None:
+        logger.warning(
+            "worker id %s was declared dead while its connection was down (its running "
+            "jobs were rescued); registering again",
+            self.worker_id,
+        )
+        self.worker_id = self.on_lost_registration()
+
+    def _heartbeat(self, conn: psycopg.Connection[Any]) -> bool:
+        """Update the heartbeat; False if this worker's row was stopped meanwhile."""
+        row = conn.execute(
+            query("heartbeat", self.db.schema),
+            {"worker_id": self.worker_id, "info": json.dumps(self.info())},
+        ).fetchone()
+        return row is not None
 
     def start(self) -> None:
         self.thread.start()
@@ -90,8 +114,9 @@ class Listener:
         while not self.stopping.is_set():
             try:
                 if self.conn is None or self.conn.closed:
-                    self.connect()
+                    self.connect()  # the first connect happened at start: this is a reconnect
                     self.wake()  # jobs may have arrived while we were away
+                    logger.info("worker connection re-established (worker id %s)", self.worker_id)
                     backoff = 0.2
                 self._listen_once()
             except Exception as exc:
@@ -118,10 +143,9 @@ class Listener:
                 self._control(notify.payload)
         if self.stopping.is_set():
             return
-        self.conn.execute(
-            query("heartbeat", self.db.schema),
-            {"worker_id": self.worker_id, "info": json.dumps(self.info())},
-        )
+        if not self._heartbeat(self.conn):
+            self.conn.close()  # releases the old id's lock; _run reconnects and re-registers
+            self.conn = None
 
     def _control(self, payload: str) -> None:
         try:

@@ -1,8 +1,11 @@
 """Maintenance, run by one leader among the live workers at a time.
 
 Each round (every heartbeat interval) a worker tries a transaction-level advisory
-lock; the one that gets it rescues the jobs of dead workers, and every minute prunes
-expired results, revoked ids and long-stopped workers. Rescue is fenced like any
+lock; the one that gets it rescues the jobs of dead workers and every minute prunes
+expired results, revoked ids and long-stopped workers. A worker is dead when its
+liveness lock is gone and it has not heartbeated for two intervals (a worker whose
+session was merely cut reconnects and heartbeats within that grace), or when its
+heartbeat is older than ``worker_lost_timeout``. Rescue is fenced like any
 outcome: the rescuer records through the same SQL as the worker would.
 """
 
@@ -92,7 +95,11 @@ class Maintenance:
         schema = self.app.database.schema
         dead = conn.execute(
             query("find_dead_workers", schema),
-            {"lost_timeout": self.lost_timeout, "lock_ns": liveness_namespace(schema)},
+            {
+                "lost_timeout": self.lost_timeout,
+                "grace": 2 * self.interval,
+                "lock_ns": liveness_namespace(schema),
+            },
         ).fetchall()
         for worker_id, name in dead:
             logger.warning("worker %s (id %s) is gone; rescuing its jobs", name, worker_id)

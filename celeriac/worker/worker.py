@@ -118,6 +118,11 @@ class Worker:
         signals.celeryd_init.send(sender=self.hostname, instance=self, conf=app.conf, options={})
         app.import_default_modules()
         app.finalize()
+        for db in {
+            id(app.database): app.database,
+            id(app.result_database): app.result_database,
+        }.values():
+            db.check_connections = True  # sessions may be cut under a long-lived worker
         app.ensure_schema()
         signals.worker_init.send(sender=self)
         self.worker_id = self.register()

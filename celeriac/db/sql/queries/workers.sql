@@ -19,8 +19,11 @@ WHERE w.name = %(name)s AND w.stopped_at IS NULL
 
 -- name: heartbeat
 -- Prove liveness for the heartbeat-based check (network partitions keep locks for a while).
+-- No row back: this worker was declared dead meanwhile (its jobs rescued) and must
+-- register again rather than keep claiming under a stopped id.
 UPDATE {schema}.workers SET heartbeat_at = now(), info = info || %(info)s::jsonb
-WHERE id = %(worker_id)s;
+WHERE id = %(worker_id)s AND stopped_at IS NULL
+RETURNING id;
 
 -- name: stop_worker
 -- A worker that stops cleanly says so.
@@ -28,15 +31,19 @@ UPDATE {schema}.workers SET stopped_at = now() WHERE id = %(worker_id)s;
 
 -- name: find_dead_workers
 -- Workers that are gone: their liveness lock is not held (the process or its connection
--- died), or their heartbeat is older than the timeout (cut off from the database).
+-- died) and they have not heartbeated for a short grace (a live worker whose session was
+-- cut reconnects, re-takes the lock and heartbeats within it), or their heartbeat is
+-- older than the timeout (cut off from the database).
 UPDATE {schema}.workers AS w SET stopped_at = now()
 WHERE w.stopped_at IS NULL
   AND (w.heartbeat_at < now() - make_interval(secs => %(lost_timeout)s::float8)
-       OR NOT EXISTS (SELECT 1 FROM pg_locks AS l
-                      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                        AND l.database = (SELECT oid FROM pg_database
-                                          WHERE datname = current_database())
-                        AND l.classid = %(lock_ns)s::int::oid AND l.objid = w.id::int::oid))
+       OR (w.heartbeat_at < now() - make_interval(secs => %(grace)s::float8)
+           AND NOT EXISTS (SELECT 1 FROM pg_locks AS l
+                           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                             AND l.database = (SELECT oid FROM pg_database
+                                               WHERE datname = current_database())
+                             AND l.classid = %(lock_ns)s::int::oid
+                             AND l.objid = w.id::int::oid)))
 RETURNING w.id, w.name;
 
 -- name: orphaned_jobs
