@@ -134,13 +134,9 @@ def _soft_guard(soft: float | None) -> Guard:
 
 
 def _rss_kib() -> int:
-    """Resident memory of this process now (KiB); peak RSS where /proc is missing."""
-    try:
-        with open("/proc/self/statm") as handle:
-            pages = int(handle.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Peak resident memory of this child (KiB), as billiard measures it: a task that
+    spiked and freed its memory still gets its child replaced."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _kill(pid: int | None, signum: int) -> None:

@@ -114,6 +114,12 @@ def hard_sleep(marker: str | None = None) -> None:
     time.sleep(20)
 
 
+@app.task
+def errback_marker(request: Any, exc: BaseException, traceback: str, path: str) -> None:
+    """A new-style errback: called as (request, exc, traceback) in the failing worker."""
+    mark(path, type(exc).__name__)
+
+
 @app.task(rate_limit="4/s")
 def rated(path: str) -> None:
     mark(path, f"{time.time():.4f}")
