@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac import _state, serialization, signals, states
 from celeriac.exceptions import (
     ContentDisallowed,
+    DatabaseError,
     DecodeError,
     EncodeError,
     Ignore,
@@ -96,6 +97,14 @@ class Execution:
         self.started = dt.datetime.now(dt.UTC)
         self.task: Task | None = None
         self.body: Body | None = None
+
+    def run_safely(self) -> Outcome:
+        """``run()``, but an error in celeriac's own steps or a handler becomes a FAILURE
+        outcome instead of escaping (it would cost a pool process and the job)."""
+        try:
+            return self.run()
+        except Exception as exc:
+            return self.internal_error(exc)
 
     def run(self) -> Outcome:
         try:
@@ -180,18 +189,29 @@ class Execution:
         task.push_request(request.as_dict())
         _state.push_task(task)
         try:
-            self.prerun(task, request)
             began = time.monotonic()
-            ran = run_body(
-                task, self.body.args, self.body.kwargs, self.limits(task, request), self.guard
-            )
+            ran = self.call(task, request)
             runtime = time.monotonic() - began
-            outcome = self.classify(task, request, ran, runtime)
+            try:
+                outcome = self.classify(task, request, ran, runtime)
+            except Exception as exc:  # a handler (on_success...) or a callback failed
+                outcome = self.internal_error(exc)
             self.postrun(task, request, ran)
             return outcome
         finally:
             _state.pop_task()
             task.pop_request()
+
+    def call(self, task: Task, request: Context) -> RunResult:
+        """prerun, then the body under the limits; a failing prerun fails the task."""
+        assert self.body is not None
+        try:
+            self.prerun(task, request)
+        except Exception as exc:
+            return RunResult(states.FAILURE, exc=exc, einfo=ExceptionInfo(exc))
+        return run_body(
+            task, self.body.args, self.body.kwargs, self.limits(task, request), self.guard
+        )
 
     def limits(self, task: Task, request: Context) -> tuple[float | None, float | None]:
         hard, soft = request.timelimit or (None, None)
@@ -206,6 +226,12 @@ class Execution:
             sender=task, task_id=request.id, task=task, args=self.body.args, kwargs=self.body.kwargs
         )
         if task.track_started and not self._ignore_result(task):
+            self.store_started(task)
+        task.before_start(self.job.task_id, self.body.args, self.body.kwargs)
+
+    def store_started(self, task: Task) -> None:
+        """Store STARTED; informational, so a database hiccup only costs a warning."""
+        try:
             task.app.backend.store_state(
                 self.job.task_id,
                 states.STARTED,
@@ -214,7 +240,8 @@ class Execution:
                 worker=self.hostname,
                 date_started=self.started,
             )
-        task.before_start(self.job.task_id, self.body.args, self.body.kwargs)
+        except DatabaseError as exc:
+            logger.warning("Task %s[%s]: cannot store STARTED: %s", task.name, task.request.id, exc)
 
     def classify(self, task: Task, request: Context, ran: RunResult, runtime: float) -> Outcome:
         handler = {
@@ -226,7 +253,32 @@ class Execution:
         }[ran.state]
         outcome = handler(task, request, ran)
         outcome.runtime = runtime
+        self.log_outcome(outcome, ran)
         return outcome
+
+    def log_outcome(self, outcome: Outcome, ran: RunResult) -> None:
+        """Celery's log lines: succeeded (with runtime), raised, retry."""
+        name, task_id, extra = self.job.task_name, self.job.task_id, self._extra(ran.state)
+        if outcome.status == states.SUCCESS:
+            logger.info(
+                "Task %s[%s] succeeded in %.3fs: %s",
+                name,
+                task_id,
+                outcome.runtime,
+                _short(ran.retval),
+                extra=extra,
+            )
+        elif outcome.status == states.FAILURE and ran.exc is not None:
+            logger.error(
+                "Task %s[%s] raised unexpected: %r\n%s",
+                name,
+                task_id,
+                ran.exc,
+                ran.einfo.traceback if ran.einfo else "",
+                extra=extra,
+            )
+        elif outcome.status == states.RETRY and ran.retry is not None:
+            logger.info("Task %s[%s] retry: %s", name, task_id, ran.retry, extra=extra)
 
     def postrun(self, task: Task, request: Context, ran: RunResult) -> None:
         assert self.body is not None
@@ -364,6 +416,32 @@ class Execution:
         )
         return self.finished(states.FAILURE, exc, traceback=f"NotRegistered: {exc}")
 
+    def internal_error(self, exc: Exception) -> Outcome:
+        """An error outside the task body: FAILURE with that error, logged loudly."""
+        einfo = ExceptionInfo(exc)
+        logger.error(
+            "Task %s[%s] INTERNAL ERROR: %r\n%s",
+            self.job.task_name,
+            self.job.task_id,
+            exc,
+            einfo.traceback,
+            extra=self._extra("internal_error"),
+        )
+        signals.task_internal_error.send(
+            sender=self.task,
+            task_id=self.job.task_id,
+            args=self.body.args if self.body else None,
+            kwargs=self.body.kwargs if self.body else None,
+            request=self.job,
+            exception=exc,
+            traceback=exc.__traceback__,
+            einfo=einfo,
+        )
+        try:
+            return self.finished(states.FAILURE, exc, traceback=einfo.traceback)
+        except EncodeError:
+            return self.finished(states.FAILURE, EncodeError(repr(exc)), traceback=einfo.traceback)
+
     # -- helpers ------------------------------------------------------------------------------
     def _ignore_result(self, task: Task) -> bool:
         if self.body is not None and self.body.embed.get("chord"):
@@ -376,6 +454,11 @@ class Execution:
 
     def _extra(self, action: str) -> dict[str, Any]:
         return {"task_id": self.job.task_id, "task_name": self.job.task_name, "action": action}
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def run_body(

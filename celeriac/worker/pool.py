@@ -196,7 +196,9 @@ class SoloPool(BasePool):
                 self.running[job.id] = Running(job, time.monotonic(), os.getpid())
             hard, soft = self.limits_for(job)
             guard = lambda s, h: alarm_guard(soft, hard, True)  # noqa: E731
-            outcome: Outcome | None = Execution(self.app, job, self.hostname, guard=guard).run()
+            outcome: Outcome | None = Execution(
+                self.app, job, self.hostname, guard=guard
+            ).run_safely()
         except ColdShutdown:
             outcome = None
         finally:
@@ -255,7 +257,7 @@ class ThreadPool(BasePool):
             result: Outcome | BaseException
             try:
                 self._begin(job, ident)
-                result = Execution(self.app, job, self.hostname).run()
+                result = Execution(self.app, job, self.hostname).run_safely()
             except BaseException as exc:  # a limit landing outside the task body
                 result = exc
             _raise_in_thread(ident, None)  # a limit raised too late must not hit the loop

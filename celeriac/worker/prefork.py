@@ -107,7 +107,7 @@ def _serve(
         if message is None:
             return
         job, _hard, soft = message
-        conn.send(Execution(app, job, hostname, guard=_soft_guard(soft)).run())
+        conn.send(Execution(app, job, hostname, guard=_soft_guard(soft)).run_safely())
         done += 1
         if max_tasks and done >= max_tasks:
             logger.info(
