@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -159,3 +160,20 @@ def test_remote_shutdown(start_worker: Any, run: Run) -> None:
     worker = start_worker("-n", f"down@{HOST}", "-c", "1")
     assert run("control", "shutdown", "-d", f"down@{HOST}").returncode == 0
     assert worker.wait(20) == 0
+
+
+def test_revoked_scheduled_task_stays_revoked_across_restart(
+    proj_app: Any, start_worker: Any, run: Run, tmp_path: Path
+) -> None:
+    worker = start_worker("-n", f"r1@{HOST}", "-c", "1")
+    marker = tmp_path / "ran"
+    later = proj_app.tasks["proj.sleep_then"].apply_async((0, "ran", str(marker)), countdown=1)
+    assert run("control", "revoke", later.id).returncode == 0
+    assert later.state == states.REVOKED
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    start_worker("-n", f"r1@{HOST}", "-c", "1")  # a restarted worker, revoked ids still known
+    assert later.id in replies(run("inspect", "revoked", "-j"))[f"r1@{HOST}"]
+    after = proj_app.tasks["proj.add"].apply_async((1, 1), countdown=1.5)
+    assert after.get(timeout=20) == 2  # due after the revoked one would have been
+    assert later.state == states.REVOKED and not marker.exists()
