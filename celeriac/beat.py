@@ -216,17 +216,24 @@ class Beat:
             channel = beat_channel(self.app.database.schema)
             self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         wait = self.tick(self.conn)
-        # sleep until the next entry is due, or a schedule change / stop() wakes us
-        for _ in self.conn.notifies(timeout=max(wait, 0.01), stop_after=1):
-            pass
+        # sleep until the next entry is due or a schedule change wakes us; in short
+        # slices, so stop() from a signal handler (which does no I/O) is seen quickly
+        deadline = time.monotonic() + wait
+        while not self.stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or any(self.conn.notifies(timeout=min(remaining, 0.5), stop_after=1)):
+                return
 
     def _close(self) -> None:
         if self.conn is not None:
             self.conn.close()
         self.conn = None
 
-    def stop(self) -> None:
+    def stop(self, wake: bool = True) -> None:
+        """Stop the loop; ``wake=False`` from a signal handler (no I/O there)."""
         self.stopping.set()
+        if not wake:
+            return
         try:  # wake the loop (its own connection is busy waiting)
             with self.app.database.connection() as conn:
                 conn.execute(

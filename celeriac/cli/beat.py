@@ -48,7 +48,7 @@ def beat(ctx: Context, loglevel: str, max_interval: float | None, logfile: str |
         service = Beat(app, max_interval=max_interval)
 
         def stop(signum: int, frame: Any) -> None:
-            service.stop()
+            service.stop(wake=False)
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
