@@ -119,27 +119,7 @@ class Execution:
         if refusal is not None:
             return refusal
         request = self.request_context()
-        try:
-            return self.execute(request)
-        except Exception as exc:  # an error in celeriac around the task, not in the task
-            return self.internal_error(request, exc)
-
-    def internal_error(self, request: Context, exc: Exception) -> Outcome:
-        """Celery's ``report_internal_error``: log, send task_internal_error, store FAILURE."""
-        import traceback as tb
-
-        text = "".join(tb.format_exception(exc))
-        logger.critical(
-            "Task %s[%s] INTERNAL ERROR: %r", self.job.task_name, self.job.task_id, exc,
-            extra=self._extra("internal_error"),
-        )  # fmt: skip
-        assert self.body is not None
-        signals.task_internal_error.send(
-            sender=self.task, task_id=self.job.task_id, args=self.body.args,
-            kwargs=self.body.kwargs, request=request, exception=exc,
-            traceback=exc.__traceback__, einfo=text,
-        )  # fmt: skip
-        return self.finished(states.FAILURE, exc, text)
+        return self.execute(request)
 
     # -- steps --------------------------------------------------------------------------
     def decode(self) -> Body:
