@@ -292,3 +292,21 @@ def test_revoking_a_running_chain_stops_it_after_the_running_step(
         states.REVOKED,
         states.REVOKED,
     ]
+
+
+def test_killed_early_acked_header_task_fails_the_chord_once(
+    tasks: Any, start_worker: Any, tmp_path: Path
+) -> None:
+    marker, log = tmp_path / "started", tmp_path / "errbacks"
+    first = start_worker(*worker_args("-c", "1", "-n", "first@%h"))
+    body = tasks.tsum.s().on_error(tasks.on_error_old.s(str(log)))
+    result = chord([tasks.sleep_then.s(30, 1, str(marker))], body).apply_async()
+    while not marker.exists():
+        time.sleep(0.02)
+    first.kill()  # not acks_late: the rescuer records WorkerLostError for it
+    start_worker(*worker_args("-c", "1", "-n", "second@%h"))
+    error = result.get(timeout=30, propagate=False)
+    assert isinstance(error, ChordError) and "WorkerLostError" in str(error)
+    assert wait_for_lines(log, 1) == [f"old {result.id}"]
+    time.sleep(0.5)
+    assert len(log.read_text().splitlines()) == 1
