@@ -191,37 +191,27 @@ class Broker:
         self, conn: psycopg.Connection[Any], batch: Batch, worker: str, result_expires: float
     ) -> set[int]:
         """Record a batch of outcomes in one transaction; return the accepted job ids."""
-        accepted: set[int] = set()
-        ready: list[str] = []
-        after: list[AfterCommit] = []
         with conn.transaction(), conn.pipeline():
-            cursors = []
-            finish = None
+            finish = retry = None
             if batch.finished:
                 params = self._finish_params(batch.finished, worker, result_expires)
                 params.update(self._children_params(batch.publish))
                 params.update(chord_params([c for _, c in batch.chords], batch.chords))
                 finish = conn.execute(self._q("finish"), params)
             if batch.requeued:
-                cursors.append(
-                    conn.execute(
-                        self._q("retry"),
-                        self._requeue_params(batch.requeued, worker, result_expires),
-                    )
-                )
+                params = self._requeue_params(batch.requeued, worker, result_expires)
+                retry = conn.execute(self._q("retry"), params)
             buried = [
-                conn.execute(
-                    self._q("bury"), {"job_id": job_id, "attempt": attempt, "error": error}
-                )
-                for job_id, attempt, error in batch.buried
+                conn.execute(self._q("bury"), {"job_id": job_id, "attempt": attempt, "error": e})
+                for job_id, attempt, e in batch.buried
             ]
             for update in batch.states:
-                conn.execute(
-                    self._q("store_state"), self._state_params(update, worker, result_expires)
-                )
+                params = self._state_params(update, worker, result_expires)
+                conn.execute(self._q("store_state"), params)
             self._notify_results(conn, batch)
-            for cursor in cursors:
-                accepted.update(row[0] for row in cursor.fetchall())
+            accepted = {row[0] for row in retry.fetchall()} if retry is not None else set()
+            # finish returns, per accepted job, the chords its batch completed; so does bury
+            ready: list[str] = []
             for job_id, complete, _ in finish.fetchall() if finish is not None else ():
                 accepted.add(job_id)
                 ready.extend(complete or ())
