@@ -13,6 +13,7 @@ import click
 
 from celeriac.cli import beat as _beat  # noqa: F401  (each import registers its command)
 from celeriac.cli import call as _call  # noqa: F401
+from celeriac.cli import events as _events  # noqa: F401
 from celeriac.cli import inspect as _inspect  # noqa: F401
 from celeriac.cli import migrate as _migrate  # noqa: F401
 from celeriac.cli import multi as _multi  # noqa: F401

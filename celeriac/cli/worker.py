@@ -56,6 +56,7 @@ def expand_path(template: str | None, hostname: str, index: int = 0) -> str | No
 @click.option("-I", "--include", help="Extra modules to import, comma-separated.")
 @click.option("-B", "--beat", is_flag=True, help="Also run beat (periodic tasks).")
 @click.option("--autoscale", help="MAX,MIN: grow/shrink the prefork pool with the load.")
+@click.option("-E", "--task-events", is_flag=True, help="Record task events in the database.")
 @click.pass_obj
 def worker(
     ctx: Context,
@@ -75,6 +76,7 @@ def worker(
     include: str | None,
     beat: bool,
     autoscale: str | None,
+    task_events: bool,
 ) -> None:
     """Start a worker node."""
     from celeriac.worker.worker import Worker, expand_hostname
@@ -91,6 +93,8 @@ def worker(
         _write_pidfile(pidfile)
     try:
         app = ctx.app
+        if task_events:
+            app.conf["worker_send_task_events"] = True
         if include:
             app.conf["include"] = (*app.conf.get("include", ()), *include.split(","))
         node_worker = Worker(

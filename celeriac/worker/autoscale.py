@@ -2,12 +2,14 @@
 
 Every second the autoscaler looks at demand: when every child is busy and due jobs are
 waiting in the worker's queues, it grows the pool by as many as wait (up to MAX); when
-children have been idle for ``keepalive`` seconds, it shrinks by one (down to MIN).
+children have been idle for ``keepalive`` seconds (30, or the ``AUTOSCALE_KEEPALIVE``
+environment variable, as in Celery), it shrinks by one (down to MIN).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -38,13 +40,13 @@ class Autoscaler:
         max_: int,
         min_: int,
         waiting: Callable[[int], int],
-        keepalive: float = 30.0,
+        keepalive: float | None = None,
         interval: float = 1.0,
     ) -> None:
         self.pool = pool
         self.max, self.min = max_, max(1, min_)
         self.waiting = waiting
-        self.keepalive = keepalive
+        self.keepalive = float(keepalive or os.environ.get("AUTOSCALE_KEEPALIVE") or 30.0)
         self.interval = interval
         self.idle_since: float | None = None
         self.stopping = threading.Event()

@@ -126,6 +126,10 @@ class Worker:
         app.ensure_schema()
         signals.worker_init.send(sender=self)
         self.worker_id = self.register()
+        if app.conf.get("worker_send_task_events"):
+            from celeriac.events import EventRecorder
+
+            EventRecorder(app, self.hostname).connect()
         self.completer = Completer(
             app.broker, app.database, self.hostname, self.result_expires, app.backend
         )
