@@ -54,7 +54,11 @@ def lock_key(schema: str) -> int:
 
 
 def migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
-    """Bring ``schema`` up to date; return the versions applied now (empty if current)."""
+    """Bring ``schema`` up to date; return the versions applied now (empty if current).
+
+    Raises SchemaError when the schema is newer than this celeriac.
+    """
+    refuse_newer(conn, schema)
     applied_now: list[int] = []
     ident = sql.Identifier(schema)
     for migration in migrations():
@@ -103,8 +107,8 @@ def current_version(conn: psycopg.Connection[Any], schema: str) -> int | None:
     return max(versions) if versions else None
 
 
-def ensure_current(conn: psycopg.Connection[Any], schema: str) -> None:
-    """Migrate if needed; refuse a schema newer than this celeriac knows."""
+def refuse_newer(conn: psycopg.Connection[Any], schema: str) -> int | None:
+    """The schema's version; SchemaError when it is newer than this celeriac knows."""
     newest = migrations()[-1].version
     version = current_version(conn, schema)
     if version is not None and version > newest:
@@ -112,7 +116,12 @@ def ensure_current(conn: psycopg.Connection[Any], schema: str) -> None:
             f"schema {schema!r} is at version {version}, newer than this celeriac "
             f"(knows up to {newest}): upgrade celeriac"
         )
-    if version != newest:
+    return version
+
+
+def ensure_current(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Migrate if needed; refuse a schema newer than this celeriac knows."""
+    if refuse_newer(conn, schema) != migrations()[-1].version:
         migrate(conn, schema)
 
 
@@ -123,5 +132,6 @@ __all__ = [
     "lock_key",
     "migrate",
     "migrations",
+    "refuse_newer",
     "schema_sql",
 ]

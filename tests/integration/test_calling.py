@@ -207,3 +207,17 @@ def test_bad_call_options_are_type_errors_and_nothing_is_written(
     with pytest.raises(TypeError, match=message):
         takes.apply_async(**call)
     assert job_rows(app) == []
+
+
+def test_expired_task_is_revoked_without_running(app: Any) -> None:
+    ran: list[int] = []
+
+    @app.task
+    def record() -> None:
+        ran.append(1)
+
+    result = record.apply_async(expires=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    assert run_jobs(app) == 1
+    assert ran == []
+    assert result.state == states.REVOKED
+    assert "expired" in str(result.get(propagate=False))

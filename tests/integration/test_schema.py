@@ -154,3 +154,25 @@ def test_expired_results_are_pruned(app: Any, dsn: str, schema: str) -> None:
     assert app.AsyncResult("old").state == states.PENDING
     assert keeper.AsyncResult("fresh").get(timeout=1) == 2
     keeper.close()
+
+
+def test_migrate_command(dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from celeriac.cli import cli
+
+    monkeypatch.setenv("CELERIAC_SCHEMA", schema)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["-b", dsn, "migrate"])
+    assert first.exit_code == 0, first.output
+    assert f"schema {schema}: applied" in first.output
+    again = runner.invoke(cli, ["-b", dsn, "migrate"])
+    assert again.exit_code == 0 and "up to date" in again.output
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("INSERT INTO {}.schema_version (version, name) VALUES (9999, 'future')").format(
+                sql.Identifier(schema)
+            )
+        )
+    newer = runner.invoke(cli, ["-b", dsn, "migrate"])
+    assert newer.exit_code == 1 and "upgrade celeriac" in newer.output
