@@ -86,6 +86,8 @@ def worker(
     os.environ.setdefault("PGAPPNAME", f"celeriac worker {node}"[:63])
     logfile = expand_path(logfile, node)
     pidfile = expand_path(pidfile, node)
+    if pidfile:
+        _check_pidfile(pidfile)  # before detaching, so the refusal reaches the terminal
     if detach:
         _detach(logfile)
     setup_logging(loglevel, logfile)
@@ -131,14 +133,19 @@ def _autoscale(value: str | None) -> tuple[int, int] | None:
     return parse_autoscale(value) if value else None
 
 
+def _check_pidfile(path: str) -> None:
+    """Refuse to start when the pidfile names another live process."""
+    try:
+        with open(path) as handle:
+            pid = int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if pid and pid != os.getpid() and _alive(pid):  # own pid: restarted in place (HUP)
+        fail(f"pidfile {path} names a running process ({pid}); is the worker already running?")
+
+
 def _write_pidfile(path: str) -> None:
-    if os.path.exists(path):
-        try:
-            pid = int(open(path).read().strip() or 0)
-        except ValueError:
-            pid = 0
-        if pid and pid != os.getpid() and _alive(pid):  # own pid: restarted in place (HUP)
-            fail(f"pidfile {path} names a running process ({pid}); is the worker already running?")
+    _check_pidfile(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as handle:
         handle.write(f"{os.getpid()}\n")
