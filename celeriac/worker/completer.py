@@ -108,6 +108,7 @@ class Completer:
         self.pending: deque[Outcome] = deque()
         self.cond = threading.Condition()
         self.inflight = 0
+        self.inflight_ids: set[int] = set()
         self.stopping = False
         self.abandon = threading.Event()
         self.conn: Any = None
@@ -120,6 +121,11 @@ class Completer:
         with self.cond:
             self.pending.append(outcome)
             self.cond.notify()
+
+    def job_ids(self) -> set[int]:
+        """Jobs whose outcome is waiting to be written or being written."""
+        with self.cond:
+            return {outcome.job_id for outcome in self.pending} | self.inflight_ids
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything added so far is written."""
@@ -153,6 +159,7 @@ class Completer:
                 return None
             taken = [self.pending.popleft() for _ in range(min(MAX_BATCH, len(self.pending)))]
             self.inflight = len(taken)
+            self.inflight_ids = {outcome.job_id for outcome in taken}
             return taken
 
     def _run(self) -> None:
@@ -165,7 +172,7 @@ class Completer:
             except Exception:  # never let the thread die: the worker would wedge
                 logger.exception("completer: unexpected error writing %d outcome(s)", len(outcomes))
             with self.cond:
-                self.inflight = 0
+                self.inflight, self.inflight_ids = 0, set()
                 self.cond.notify_all()
 
     def _write(self, outcomes: list[Outcome]) -> None:

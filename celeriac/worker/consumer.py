@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
+from celeriac.db.queries import query
 from celeriac.message import Job
 from celeriac.worker.executor import Outcome
 from celeriac.worker.pool import BasePool
@@ -73,6 +74,7 @@ class Consumer:
         on_outcome: Callable[[Outcome], None],
         poll_interval: float,
         disable_rate_limits: bool = False,
+        recording: Callable[[], set[int]] = set,
     ) -> None:
         self.app = app
         self.pool = pool
@@ -82,6 +84,8 @@ class Consumer:
         self.on_outcome = on_outcome
         self.poll_interval = poll_interval
         self.disable_rate_limits = disable_rate_limits
+        self.recording = recording
+        self.suspect = False  # a claim may have committed without us seeing its reply
         self.woken = threading.Event()
         self.stopping = threading.Event()
         self.buckets: dict[str, TokenBucket | None] = {}
@@ -106,6 +110,7 @@ class Consumer:
                 if self.stopping.is_set():
                     break
                 logger.error("consumer: cannot claim jobs (%s); retrying in %.1fs", exc, backoff)
+                self.suspect = True
                 self._reset()
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -137,6 +142,8 @@ class Consumer:
     def claim(self, free: int) -> list[Job]:
         if self.conn is None or self.conn.closed:
             self.conn = self.app.database.connect()
+        if self.suspect:
+            self.reconcile()
         jobs: list[Job] = []
         order = self.queues[self.turn :] + self.queues[: self.turn]
         self.turn = (self.turn + 1) % len(self.queues)
@@ -147,6 +154,32 @@ class Consumer:
         if not jobs:
             self.next_eta = self.app.broker.next_eta(self.conn, self.queues)
         return jobs
+
+    def reconcile(self) -> None:
+        """Release jobs claimed for this worker that it never received (the claim's reply
+        was lost with its connection). A job between the pool and the completer is in
+        neither for a moment, so only jobs unaccounted for twice, a second apart, go."""
+        first = self._strays()
+        second = self._strays() if first and not self.stopping.wait(1.0) else set()
+        for job_id, attempt, task_id, task_name in first & second:
+            logger.warning(
+                "Task %s[%s] was claimed for this worker but never received; releasing it",
+                task_name,
+                task_id,
+                extra={"task_id": task_id, "task_name": task_name, "action": "released"},
+            )
+            outcome = Outcome(job_id, attempt, task_id, task_name, "requeue", "PENDING")
+            outcome.store = outcome.retry = False
+            self.on_outcome(outcome)
+        self.suspect = False
+
+    def _strays(self) -> set[tuple[int, int, str, str]]:
+        rows = self.conn.execute(
+            query("running_of_worker", self.app.database.schema),
+            {"worker_id": self.worker_id()},
+        ).fetchall()
+        known = {slot.job.id for slot in self.pool.active()} | self.recording()
+        return {(r[0], r[1], r[2], r[3]) for r in rows if r[0] not in known}
 
     def _sleep_time(self) -> float:
         if self.next_eta is None:

@@ -12,14 +12,11 @@ transaction together with the callbacks it publishes. The same steps run in ever
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import inspect
 import logging
 import os
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,22 +26,18 @@ from celeriac.exceptions import (
     DatabaseError,
     DecodeError,
     EncodeError,
-    Ignore,
     NotRegistered,
-    Reject,
-    Retry,
     TaskRevokedError,
 )
 from celeriac.message import Body, ChordJoin, FinalState, Job, Message, decode_body
 from celeriac.task import Context, ExceptionInfo, Task
 from celeriac.worker import callbacks
+from celeriac.worker.body import Guard, RunResult, retry_target, run_body
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
 
 logger = logging.getLogger("celeriac.worker.executor")
-
-Guard = Callable[[float | None, float | None], AbstractContextManager[Any]]
 
 
 @dataclass(slots=True)
@@ -72,18 +65,6 @@ class Outcome:
     errbacks: list[dict[str, Any]] = field(default_factory=list)
     chords: list[ChordJoin] = field(default_factory=list)  # chords started (chain steps)
     marks: list[FinalState] = field(default_factory=list)  # steps of a chain that won't run
-
-
-@dataclass(slots=True)
-class RunResult:
-    """How the task body ended, before anything is stored."""
-
-    state: str
-    retval: Any = None
-    exc: BaseException | None = None
-    einfo: ExceptionInfo | None = None
-    retry: Retry | None = None
-    requeue: bool = False
 
 
 class Execution:
@@ -461,133 +442,4 @@ def _short(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def run_body(
-    task: Task,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    limits: tuple[float | None, float | None],
-    guard: Guard,
-) -> RunResult:
-    """Call the task body under the pool's limits and classify how it ended."""
-    hard, soft = limits
-    try:
-        with guard(soft, hard):
-            retval = task.run(*args, **kwargs)
-            if inspect.isawaitable(retval):
-                retval = asyncio.run(_await(retval))
-    except Retry as exc:
-        return RunResult(states.RETRY, exc=exc, retry=exc)
-    except Ignore as exc:
-        return RunResult(states.IGNORED, exc=exc)
-    except Reject as exc:
-        return RunResult(states.REJECTED, exc=exc, requeue=exc.requeue)
-    except Exception as exc:
-        return _failure_or_autoretry(task, exc)
-    return RunResult(states.SUCCESS, retval=retval)
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
-def _failure_or_autoretry(task: Task, exc: Exception) -> RunResult:
-    if (
-        task.autoretry_for
-        and isinstance(exc, tuple(task.autoretry_for))
-        and not isinstance(exc, tuple(task.dont_autoretry_for))
-    ):
-        options = dict(task.retry_kwargs)
-        if task.retry_backoff:
-            options["countdown"] = task.backoff_countdown(task.request.retries)
-        try:
-            task.retry(exc=exc, **options)
-        except Retry as retry:
-            return RunResult(states.RETRY, exc=retry, retry=retry)
-        except Exception as final:
-            exc = final if isinstance(final, Exception) else exc
-    if isinstance(exc, tuple(task.throws)):
-        logger.info("Task %s[%s] raised expected: %r", task.name, task.request.id, exc)
-    return RunResult(states.FAILURE, exc=exc, einfo=ExceptionInfo(exc))
-
-
-def retry_target(task: Task, retry: Retry, job: Job) -> tuple[dt.datetime | None, bytes | None]:
-    """When the retry runs, and its new body when args or kwargs changed."""
-    when = retry.when
-    eta = None
-    if isinstance(when, dt.datetime):
-        eta = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-    elif when:
-        eta = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=float(when))
-    body = None
-    if retry.sig is not None:
-        from celeriac.message import encode_body
-
-        request = task.request
-        if list(retry.sig.args) != list(request.args) or dict(retry.sig.kwargs) != dict(
-            request.kwargs
-        ):
-            embed = {
-                "callbacks": request.callbacks,
-                "errbacks": request.errbacks,
-                "chain": request.chain,
-                "chord": request.chord,
-            }
-            body = encode_body(retry.sig.args, retry.sig.kwargs, embed, job.content_type)
-    return eta, body
-
-
-__all__ = ["Execution", "Outcome", "RunResult", "run_body"]
-
-
-def lost(
-    app: Celery, job: Job, hostname: str, exc: BaseException, whole_worker: bool = False
-) -> Outcome:
-    """The outcome of a job whose process died or hit its hard time limit.
-
-    A job cut off by the death of a pool child is queued again when its task is
-    ``acks_late`` and ``reject_on_worker_lost``; when the whole worker died (its claim was
-    never acknowledged) an ``acks_late`` job is always queued again, as a broker
-    redelivers an unacked message. Otherwise it ends FAILURE with ``exc``
-    (WorkerLostError / TimeLimitExceeded) and its errbacks run.
-    """
-    from celeriac.exceptions import WorkerLostError
-
-    execution = Execution(app, job, hostname)
-    try:
-        execution.body = execution.decode()
-        task = execution.task = execution.resolve()
-    except (DecodeError, ContentDisallowed, NotRegistered):
-        return execution.finished(states.FAILURE, exc, traceback=repr(exc))
-    acks_late = task.acks_late if task.acks_late is not None else job.acks_late
-    requeue = (
-        task.reject_on_worker_lost
-        if task.reject_on_worker_lost is not None
-        else job.reject_on_worker_lost
-    )
-    if isinstance(exc, WorkerLostError) and acks_late and (requeue or whole_worker):
-        logger.warning(
-            "Task %s[%s]: %s; queued again (acks_late, reject_on_worker_lost)",
-            job.task_name,
-            job.task_id,
-            exc,
-            extra=execution._extra("requeued"),
-        )
-        return Outcome(
-            job.id,
-            job.attempt,
-            job.task_id,
-            job.task_name,
-            "requeue",
-            states.PENDING,
-            store=False,
-            retry=False,
-        )
-    request = execution.request_context()
-    einfo = ExceptionInfo(exc)
-    einfo.traceback = f"{type(exc).__name__}: {exc}"
-    task.push_request(request.as_dict())
-    try:
-        ran = RunResult(states.FAILURE, exc=exc, einfo=einfo)
-        return execution.on_failure(task, request, ran)
-    finally:
-        task.pop_request()
+__all__ = ["Execution", "Guard", "Outcome", "RunResult", "run_body"]

@@ -21,7 +21,7 @@ from celeriac.db.queries import query
 from celeriac.exceptions import WorkerLostError
 from celeriac.message import Job
 from celeriac.worker.completer import to_batch
-from celeriac.worker.executor import lost
+from celeriac.worker.lost import lost
 
 if TYPE_CHECKING:
     from celeriac.app import Celery

@@ -33,8 +33,9 @@ from celeriac.message import Job
 from celeriac.worker.completer import Completer
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.control import Panel
-from celeriac.worker.executor import Execution, Outcome, lost
+from celeriac.worker.executor import Execution, Outcome
 from celeriac.worker.listener import Listener
+from celeriac.worker.lost import lost
 from celeriac.worker.maintenance import Maintenance, liveness_namespace
 from celeriac.worker.pool import POOL_NAMES, BasePool, pool_class
 from celeriac.worker.pool import cold_shutdown_error as pool_cold_error
@@ -154,6 +155,7 @@ class Worker:
             self.completer.add,
             float(app.conf.worker_poll_interval),
             bool(app.conf.worker_disable_rate_limits),
+            recording=self.completer.job_ids,
         )
         self.listener = Listener(
             app.database,

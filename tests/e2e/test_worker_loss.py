@@ -149,3 +149,29 @@ def test_worker_declared_dead_registers_again(
     gate.touch()
     worker.wait_for_line("refused")  # the stale attempt's own outcome was fenced off
     assert not job_rows(dsn, schema)
+
+
+def test_claim_whose_reply_was_lost_is_released(
+    tasks: Any, fworker: Any, tmp_path: Path, dsn: str, schema: str
+) -> None:
+    """A claim can commit and its reply die with the connection: the job is then marked
+    running for a live worker that never got it. After a failed claim the worker looks
+    for such jobs and releases them (simulated: a row claimed in its name by hand)."""
+    order = tmp_path / "order"
+    node = f"stray-{schema}@testhost"
+    worker = fworker("-c", "1", "-n", node)
+    stray = tasks.record.apply_async((str(order), "stray"), countdown=3600)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "UPDATE {s}.jobs SET state = 'running', attempt = 1, eta = now(), "
+                "worker_id = (SELECT id FROM {s}.workers WHERE name = %s) WHERE task_id = %s"
+            ).format(s=sql.Identifier(schema)),
+            (node, stray.id),
+        )
+    seen = len(worker.lines)
+    _kill_sessions(dsn, f"celeriac worker {node}")
+    worker.wait_for_line("consumer: cannot claim jobs", start=seen)
+    worker.wait_for_line("was claimed for this worker but never received; releasing it")
+    assert stray.get(timeout=20) == "stray"
+    assert lines(order) == ["stray"]

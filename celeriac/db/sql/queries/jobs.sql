@@ -47,6 +47,12 @@ RETURNING j.id, j.attempt, j.task_id, j.task_name, j.queue, j.priority, j.eta, j
           j.retries, j.acks_late, j.reject_on_worker_lost, j.content_type, j.headers, j.body,
           EXISTS (SELECT 1 FROM {schema}.revoked AS r WHERE r.task_id = j.task_id) AS revoked;
 
+-- name: running_of_worker
+-- The jobs a worker holds. After a claim whose reply was lost with its connection (the
+-- claim may have committed), the worker releases those it never received.
+SELECT id, attempt, task_id, task_name FROM {schema}.jobs
+WHERE worker_id = %(worker_id)s AND state = 'running';
+
 -- name: next_eta
 -- When the earliest scheduled job of these queues is due, so an idle worker sleeps until then.
 SELECT min(eta) FROM {schema}.jobs WHERE state = 'queued' AND queue = ANY(%(queues)s);
