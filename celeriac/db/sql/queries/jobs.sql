@@ -31,10 +31,14 @@ FROM (SELECT DISTINCT queue FROM ins) AS q;
 -- Claim up to %(limit)s due jobs of one queue for a worker. SKIP LOCKED: concurrent
 -- workers never wait on each other's rows; the ORDER BY matches jobs_claim, so the scan
 -- stops after LIMIT entries. The claim increments the fencing token (attempt) and says
--- whether the task was revoked (a primary-key probe), saving a round trip.
+-- whether the task was revoked (a primary-key probe), saving a round trip. A worker taken
+-- for dead (its row stopped, its jobs rescued) claims nothing until it registers again:
+-- whatever it claimed would be rescued from under it.
 WITH next AS (
     SELECT id FROM {schema}.jobs
     WHERE state = 'queued' AND queue = %(queue)s AND eta <= now()
+      AND NOT EXISTS (SELECT 1 FROM {schema}.workers AS w
+                      WHERE w.id = %(worker_id)s AND w.stopped_at IS NOT NULL)
     ORDER BY priority DESC, eta, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
