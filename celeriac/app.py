@@ -250,7 +250,12 @@ class Celery:
                     from celeriac.embedded import embedded_url
 
                     url = embedded_url()
-                self._db = Database(url, self.conf.celeriac_schema, self.conf.broker_pool_limit)
+                self._db = Database(
+                    url,
+                    self.conf.celeriac_schema,
+                    self.conf.broker_pool_limit,
+                    float(self.conf.broker_connection_timeout),
+                )
             return self._db
 
     @property
@@ -262,7 +267,10 @@ class Celery:
                     self._result_db = self.database
                 else:
                     self._result_db = Database(
-                        url, self.conf.celeriac_schema, self.conf.broker_pool_limit
+                        url,
+                        self.conf.celeriac_schema,
+                        self.conf.broker_pool_limit,
+                        float(self.conf.broker_connection_timeout),
                     )
             return self._result_db
 

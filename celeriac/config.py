@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "broker_connection_retry": True,
     "broker_connection_max_retries": 100,
     "broker_pool_limit": 10,
+    # seconds to wait for a connection (new or from the pool) before a clear error
+    "broker_connection_timeout": 4.0,
     "celeriac_schema": "celeriac",
     "accept_content": ("json",),
     "result_accept_content": None,

@@ -32,10 +32,13 @@ _abandoned: list[Any] = []  # pools inherited across fork: kept, never closed
 class Database:
     """A PostgreSQL database celeriac talks to: URL, schema and a connection pool."""
 
-    def __init__(self, url: str, schema: str = "celeriac", pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, schema: str = "celeriac", pool_size: int = 10, timeout: float = 4.0
+    ) -> None:
         self.url = url
         self.schema = schema
         self.pool_size = max(2, pool_size)
+        self.timeout = timeout
         self._pool: ConnectionPool | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -68,9 +71,9 @@ class Database:
             self.url,
             min_size=1,
             max_size=self.pool_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout))},
             open=True,
-            timeout=30,
+            timeout=self.timeout,
             name=f"celeriac-{self.schema}",
             check=ConnectionPool.check_connection if self.check_connections else None,
         )
@@ -78,13 +81,35 @@ class Database:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """Borrow an autocommit connection; driver errors become celeriac errors."""
+        borrowed = False
         with translate_errors(self.url):
-            with self.pool.connection() as conn:
-                yield conn
+            try:
+                with self.pool.connection() as conn:
+                    borrowed = True
+                    yield conn
+            except PoolTimeout as exc:
+                if borrowed:
+                    raise
+                raise OperationalError(self._why_no_connection()) from exc
+
+    def _why_no_connection(self) -> str:
+        """Why the pool had no connection in time: the server's own refusal if there is one."""
+        where = mask_url(self.url)
+        try:
+            psycopg.connect(self.url, connect_timeout=max(1, round(self.timeout))).close()
+        except psycopg.Error as exc:
+            message = str(exc).replace(self.url, where).strip()
+            return f"cannot reach PostgreSQL at {where}: {message}"
+        return (
+            f"no connection to PostgreSQL at {where} within {self.timeout:g}s: the pool is "
+            f"still retrying after earlier failures, or all {self.pool_size} pooled "
+            f"connections are busy (raise broker_pool_limit or broker_connection_timeout)"
+        )
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         """A dedicated connection outside the pool (LISTEN, advisory locks)."""
         with translate_errors(self.url):
+            kwargs.setdefault("connect_timeout", max(1, round(self.timeout)))
             return psycopg.connect(self.url, autocommit=True, **kwargs)
 
     def close(self) -> None:

@@ -178,26 +178,32 @@ def runs(runlog: Path) -> collections.Counter[str]:
     return collections.Counter(line.split()[0] for line in runlog.read_text().splitlines())
 
 
-def outcomes(cluster: Cluster, schema: str, ids: list[str]) -> dict[str, str]:
+def outcomes(
+    cluster: Cluster, schema: str, ids: list[str], conn: psycopg.Connection[Any] | None = None
+) -> dict[str, str]:
     """Stored final-or-not statuses of these task ids."""
-    with cluster.connect() as conn:
-        rows = conn.execute(
-            sql.SQL("SELECT task_id, status FROM {}.results WHERE task_id = ANY(%s)").format(
-                sql.Identifier(schema)
-            ),
-            (ids,),
-        ).fetchall()
-    return dict(rows)
+    query = sql.SQL("SELECT task_id, status FROM {}.results WHERE task_id = ANY(%s)").format(
+        sql.Identifier(schema)
+    )
+    if conn is not None:
+        return dict(conn.execute(query, (ids,)).fetchall())
+    with cluster.connect() as own:
+        return dict(own.execute(query, (ids,)).fetchall())
 
 
 def wait_for_outcomes(
-    cluster: Cluster, schema: str, ids: list[str], timeout: float, final: frozenset[str]
+    cluster: Cluster,
+    schema: str,
+    ids: list[str],
+    timeout: float,
+    final: frozenset[str],
+    conn: psycopg.Connection[Any] | None = None,
 ) -> dict[str, str]:
     """Poll (the test's own observation, not synchronisation of the code under test)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            got = outcomes(cluster, schema, ids)
+            got = outcomes(cluster, schema, ids, conn)
         except psycopg.OperationalError:
             got = {}
         if sum(1 for status in got.values() if status in final) == len(ids):
