@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "broker_connection_retry": True,
     "broker_connection_max_retries": 100,
     "broker_pool_limit": 10,
-    # seconds to wait for a connection (new or from the pool) before a clear error
+    # seconds a connection attempt may take; a pool that cannot connect says why after this
     "broker_connection_timeout": 4.0,
     "celeriac_schema": "celeriac",
     "accept_content": ("json",),
@@ -174,7 +174,7 @@ def normalize_url(url: str) -> str:
 
 
 def mask_url(url: str | None) -> str:
-    """Hide the password of a URL (``postgresql://user:**@host/db``)."""
+    """Hide the password of a URL (``postgresql://user:**@host/db``, ``?password=**``)."""
     if not url:
         return ""
     try:
@@ -182,10 +182,20 @@ def mask_url(url: str | None) -> str:
     except ValueError:
         return "<unparsable url>"
     if parts.password is None:
-        return url
+        return redact(url)
     netloc = parts.netloc.rsplit("@", 1)
     userinfo = netloc[0].split(":", 1)[0] + ":**"
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[1]}"))
+    return redact(urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[1]}")))
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@\s:]*:)[^\s/]*@")
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Hide passwords in text that may hold database URLs or libpq keyword strings."""
+    text = _URL_PASSWORD.sub(r"\1**@", text)
+    return _KEYWORD_PASSWORD.sub(r"\1**", text)
 
 
 def as_seconds(value: Any) -> float | None:
@@ -197,4 +207,12 @@ def as_seconds(value: Any) -> float | None:
     return float(value)
 
 
-__all__ = ["DEFAULTS", "Settings", "as_seconds", "load_object", "mask_url", "normalize_url"]
+__all__ = [
+    "DEFAULTS",
+    "Settings",
+    "as_seconds",
+    "load_object",
+    "mask_url",
+    "normalize_url",
+    "redact",
+]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,7 +26,7 @@ from celeriac.exceptions import DatabaseError, OperationalError
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10  # seconds for the first connection of a process
-
+POOL_WAIT = 30.0  # seconds a borrower waits for a busy pool
 _abandoned: list[Any] = []  # pools inherited across fork: kept, never closed
 
 
@@ -43,9 +44,10 @@ class Database:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self.migrated = False
-        # long-lived processes (workers) check a pooled connection before lending it, so
-        # a session the server dropped meanwhile is replaced instead of failing the caller
-        self.check_connections = False
+        # check a pooled connection before lending it (one empty query), so a session the
+        # server dropped meanwhile (restart, pg_terminate_backend) is replaced instead of
+        # failing the caller: clients' get() after a restart too, not only workers
+        self.check_connections = True
 
     def __repr__(self) -> str:
         return f"<Database {mask_url(self.url)} schema={self.schema}>"
@@ -73,7 +75,7 @@ class Database:
             max_size=self.pool_size,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout))},
             open=True,
-            timeout=self.timeout,
+            timeout=POOL_WAIT,
             name=f"celeriac-{self.schema}",
             check=ConnectionPool.check_connection if self.check_connections else None,
         )
@@ -81,29 +83,41 @@ class Database:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """Borrow an autocommit connection; driver errors become celeriac errors."""
-        borrowed = False
         with translate_errors(self.url):
+            conn = self._borrow()
             try:
-                with self.pool.connection() as conn:
-                    borrowed = True
+                with conn:
                     yield conn
-            except PoolTimeout as exc:
-                if borrowed:
-                    raise
-                raise OperationalError(self._why_no_connection()) from exc
+            finally:
+                self.pool.putconn(conn)
 
-    def _why_no_connection(self) -> str:
-        """Why the pool had no connection in time: the server's own refusal if there is one."""
+    def _borrow(self) -> psycopg.Connection[Any]:
+        """A pooled connection. While none comes, ask the server itself every ``timeout``
+        seconds: its refusal (down, too many clients, bad password) is raised at once
+        instead of waiting out the pool; a merely busy pool is waited for up to POOL_WAIT."""
+        deadline = time.monotonic() + POOL_WAIT
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                return self.pool.getconn(timeout=max(0.1, min(self.timeout, remaining)))
+            except PoolTimeout as exc:
+                refusal = self._server_refusal()
+                if refusal is not None or time.monotonic() >= deadline:
+                    raise OperationalError(refusal or self._busy()) from exc
+
+    def _server_refusal(self) -> str | None:
         where = mask_url(self.url)
         try:
             psycopg.connect(self.url, connect_timeout=max(1, round(self.timeout))).close()
         except psycopg.Error as exc:
             message = str(exc).replace(self.url, where).strip()
             return f"cannot reach PostgreSQL at {where}: {message}"
+        return None
+
+    def _busy(self) -> str:
         return (
-            f"no connection to PostgreSQL at {where} within {self.timeout:g}s: the pool is "
-            f"still retrying after earlier failures, or all {self.pool_size} pooled "
-            f"connections are busy (raise broker_pool_limit or broker_connection_timeout)"
+            f"no free connection to PostgreSQL at {mask_url(self.url)} within {POOL_WAIT:g}s: "
+            f"all {self.pool_size} pooled connections are busy (raise broker_pool_limit)"
         )
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:

@@ -21,7 +21,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
-from celeriac.config import as_seconds, mask_url
+from celeriac.config import as_seconds, mask_url, redact
 from celeriac.db.queries import query
 from celeriac.exceptions import (
     ImproperlyConfigured,
@@ -229,7 +229,7 @@ class Worker:
                     "pool": self.pool_name,
                     "concurrency": self.concurrency,
                     "queues": self.queues,
-                    "info": json.dumps({"argv": self.argv or sys.argv}),
+                    "info": json.dumps({"argv": [redact(arg) for arg in self.argv or sys.argv]}),
                 },
             ).fetchone()
         assert row is not None
@@ -351,7 +351,7 @@ class Worker:
 
     def _restart(self) -> None:
         argv = [a for a in sys.argv[1:] if a not in ("-D", "--detach")]
-        logger.warning("Restarting celeriac worker (%s)", " ".join(argv))
+        logger.warning("Restarting celeriac worker (%s)", redact(" ".join(argv)))
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -71,12 +71,25 @@ def fapp(cluster: Cluster, fschema: str) -> Iterator[Any]:
 class Worker:
     """A ``celeriac worker`` subprocess whose log lines can be awaited."""
 
-    def __init__(self, args: list[str], env: dict[str, str], logfile: Path) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], logfile: Path, pre: tuple[str, ...] = ()
+    ) -> None:
         self.lines: list[str] = []
         self.cond = threading.Condition()
         self.logfile = logfile
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celeriac", "-A", "faultproj", "worker", "-l", "info", *args],
+            [
+                sys.executable,
+                "-m",
+                "celeriac",
+                "-A",
+                "faultproj",
+                *pre,
+                "worker",
+                "-l",
+                "info",
+                *args,
+            ],
             cwd=HERE,
             env=env,
             stdout=subprocess.PIPE,
@@ -158,9 +171,12 @@ def worker_env(cluster: Cluster, fschema: str, runlog: Path) -> dict[str, str]:
 def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> Worker:
+    def start(
+        *args: str, env: dict[str, str] | None = None, ready: bool = True, pre: tuple[str, ...] = ()
+    ) -> Worker:
+        """Start a worker; ``pre`` are global options (``-b URL``) put before ``worker``."""
         logfile = tmp_path / f"worker{len(started)}.log"
-        worker = Worker(list(args), {**worker_env, **(env or {})}, logfile)
+        worker = Worker(list(args), {**worker_env, **(env or {})}, logfile, pre)
         started.append(worker)
         if ready:
             worker.wait_for_line(" ready.")
