@@ -191,7 +191,7 @@ def runs(runlog: Path) -> collections.Counter[str]:
     """How many times each task id really ran."""
     if not runlog.exists():
         return collections.Counter()
-    return collections.Counter(line.split()[0] for line in runlog.read_text().splitlines())
+    return collections.Counter(line.rsplit(" ", 1)[0] for line in runlog.read_text().splitlines())
 
 
 def outcomes(

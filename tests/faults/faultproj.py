@@ -73,3 +73,13 @@ def early_slow_on(self: Any, node_prefix: str, seconds: float) -> str:
     if hostname.startswith(node_prefix):
         time.sleep(seconds)
     return hostname
+
+
+# a task whose name looks like SQL: names are data, never spliced into statements
+SQL_LOOKING_NAME = "x'); DROP TABLE jobs; --\"ü"
+
+
+@app.task(bind=True, name=SQL_LOOKING_NAME)
+def sql_looking(self: Any, text: str) -> str:
+    _record(self)
+    return text
