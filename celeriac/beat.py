@@ -9,7 +9,7 @@ Each tick is published at most once however many beats run: the tick's scheduled
 is computed from the shared ``last_run_at``, and a row keyed by (entry, instant) is
 inserted in the transaction that publishes the task — a second beat's insert conflicts
 and publishes nothing. After downtime an entry runs once for the latest missed instant,
-not once per missed instant.
+not once per missed instant (set ``beat_catch_up = True`` to get every missed one).
 """
 
 from __future__ import annotations
@@ -114,6 +114,8 @@ class Beat:
         self.conn: Any = None
         self.last_prune = 0.0
         self.published = 0
+        # beat_catch_up: after downtime, publish every missed tick (default: only the last)
+        self.catch_up = bool(app.conf.get("beat_catch_up"))
 
     @property
     def tz(self) -> str | None:
@@ -158,6 +160,8 @@ class Beat:
         wait = self.max_interval
         for entry in self.entries(conn):
             due = entry.schedule.due_at(entry.last_run_at, now)
+            if due is not None and self.catch_up:  # every missed instant, oldest first
+                due = entry.schedule.next_after(entry.last_run_at)
             if due is not None:
                 self.apply(entry, due)
             following = entry.schedule.next_after(due or entry.last_run_at)

@@ -95,3 +95,16 @@ def test_config_entries_sync_and_runtime_changes(app: Any) -> None:
     beat.sync_config()  # entries removed from the config go; stored ones would stay
     with app.database.connection() as conn:
         assert [e.name for e in beat.entries(conn)] == []
+
+
+def test_catch_up_when_asked(app: Any) -> None:
+    app.conf["beat_catch_up"] = True
+    save_periodic_task(app, "every-second", "proj.add", 1.0)
+    _backdate(app, "every-second", 5)  # five instants were missed
+    beat = Beat(app)
+    with app.database.connection() as conn:
+        for _ in range(10):
+            if beat.tick(conn) > 0:
+                break
+    assert len(_jobs(app)) == 5
+    assert _state(app, "every-second")[1] == 5
