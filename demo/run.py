@@ -15,6 +15,9 @@ def main() -> int:
     url = database_url()
     var = Path(os.environ.get("DEMO_VAR", HERE / "var"))
     stop = threading.Event()
+    # Ctrl-C (SIGINT) and SIGTERM both stop everything this started (set explicitly:
+    # a shell may start us with SIGINT ignored)
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Stack(url, var, port=int(os.environ.get("DEMO_PORT", 8000))) as stack:
         print(
@@ -26,10 +29,7 @@ def main() -> int:
             f"  Ctrl-C stops everything.\n",
             flush=True,
         )
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+        stop.wait()
         print("\nstopping the web server, beat and workers …", flush=True)
     print("stopped.")
     return 0

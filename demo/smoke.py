@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -145,6 +146,9 @@ def story(stack: Stack) -> None:
 
 
 def main() -> int:
+    # TERM/INT end the run through the with-blocks below: every process gets stopped
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: sys.exit("demo-smoke: interrupted"))
     url = database_url()
     with tempfile.TemporaryDirectory(prefix="celeriac-smoke-") as var:
         with Stack(url, Path(var), port=0, echo=bool(os.environ.get("SMOKE_VERBOSE"))) as stack:
