@@ -20,13 +20,21 @@ from django.utils import timezone
 from analysis.models import Project
 from analysis.tools import TOOL_KEYS, registry
 from analysis.uploads import parse_upload
-from celeriac import shared_task
+from celeriac import shared_task, signals
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 logger = logging.getLogger(__name__)
 
 LIMIT = settings.ANALYSIS_TIME_LIMIT
 TOOL_OPTIONS = {"bind": True, "soft_time_limit": LIMIT, "time_limit": LIMIT + 5}
+
+
+@signals.worker_process_init.connect(weak=False)
+def load_model(**kwargs: Any) -> None:
+    """Load the sentence model once per worker process, before its first task."""
+    from analysis.tools.minilm import load
+
+    load()
 
 
 def project_lines(project: Project) -> list[str]:
@@ -149,19 +157,26 @@ def notify(project_id: int) -> str:
     return recipient
 
 
-def failure_reason(task_id: str) -> str:
-    """A sentence for the user from a failed task's stored outcome."""
+def failure_reason(task_id: str, project: Project | None = None) -> str:
+    """A sentence for the user from a failed task's stored outcome.
+
+    A failed tool also fails the chord's body (ChordError) and both errbacks run; for
+    the body's, the failed tool's own reason is the readable one, so it is preferred.
+    """
     from celeriac import current_app
 
     result = current_app.AsyncResult(task_id)
+    key = (result.name or "").removeprefix("analysis.")
+    if key == "combine" and project is not None:
+        for tool_key in TOOL_KEYS:
+            tool_id = project.task_ids.get(tool_key)
+            if tool_id and current_app.AsyncResult(tool_id).state == "FAILURE":
+                return failure_reason(tool_id)
     exc = result.result
     names = {t.key: t.label for t in registry()}
-    key = (result.name or "").removeprefix("analysis.")
     who = names.get(key, "Combining the results" if key == "combine" else key or "a task")
-    if (
-        isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded)
-        or "TimeLimit" in type(exc).__name__
-    ):
+    timed_out = isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded)
+    if timed_out or "TimeLimit" in type(exc).__name__:
         return f"{who} did not finish within its time limit ({LIMIT:g} s)."
     return f"{who} failed: {type(exc).__name__}: {exc}"
 
@@ -169,9 +184,9 @@ def failure_reason(task_id: str) -> str:
 @shared_task(name="analysis.project_failed")
 def project_failed(task_id: str, project_id: int, attempt: int) -> str:
     """``link_error``: the project becomes failure with a readable reason (first one wins)."""
-    reason = failure_reason(task_id)
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project_id)
+        reason = failure_reason(task_id, project)
         if project.attempts == attempt and project.status == Project.Status.PENDING:
             project.status = Project.Status.FAILURE
             project.failure_reason = reason

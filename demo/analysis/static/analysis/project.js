@@ -56,7 +56,11 @@
     let text = `Parallel run, upload to combined result: ${fmt(t.parallel_wall)} on ${t.cores} CPU core(s).`;
     if (seq.seconds) {
       text += ` The same four tools one after another: ${fmt(seq.seconds)} — parallel took ${Math.round((100 * t.parallel_wall) / seq.seconds)}% of that.`;
-      text += " The model-based tool dominates, so with few cores the gain is below the ideal 25%.";
+      const parts = Object.values(seq.per_tool || {});
+      if (parts.length) {
+        const bound = Math.max(...parts) / parts.reduce((a, b) => a + b, 0);
+        text += ` Four equal tools on four free cores would need 25%; here the slowest tool alone is ${Math.round(100 * bound)}% of the sequential run, so no number of cores can do better than that (the rest is the ${t.cores}-core machine's other load).`;
+      }
     } else if (t.sequential_state) {
       text += ` Sequential run: ${t.sequential_state.state} ${t.sequential_state.percent || 0}%…`;
     }
