@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export CELERIAC_TEST_DSN ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: demo demo-smoke test lint typecheck venv clean bench bench-smoke bench-chart
+.PHONY: demo demo-smoke screenshots test lint typecheck venv clean bench bench-smoke bench-chart
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(STAMP)
 # the same story without a browser; exits 0 only if it worked
 demo-smoke: $(STAMP)
 	cd demo && ../$(BIN)/python smoke.py
+
+# refresh the demo's screenshots in docs/ (the browser test, saving its pictures there)
+screenshots: $(STAMP)
+	DEMO_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -q tests/e2e/test_demo_browser.py
 
 test: $(STAMP)
 	$(BIN)/ruff check celeriac tests demo bench

@@ -2,7 +2,8 @@
 combined result and its charts; a bad upload and a failing analysis show their reasons.
 
 Runs the real stack (stack.Stack: migrations, a prefork worker, beat, runserver) on a
-database of its own. Screenshots go to docs/ (they are the documentation's pictures).
+database of its own. Screenshots go to a temporary folder, or to docs/ (the
+documentation's pictures) with ``make screenshots``, which sets DEMO_SCREENSHOTS.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "demo"
-DOCS = ROOT / "docs"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
@@ -59,6 +59,11 @@ def stack(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    return Path(os.environ.get("DEMO_SCREENSHOTS") or tmp_path)
+
+
+@pytest.fixture
 def page(stack: Any) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -75,13 +80,15 @@ def upload(page: Any, base: str, name: str, data: bytes) -> None:
     page.click("#submit")
 
 
-def test_sample_analysed_in_parallel_with_progress_and_charts(page: Any, stack: Any) -> None:
+def test_sample_analysed_in_parallel_with_progress_and_charts(
+    page: Any, stack: Any, shots: Path
+) -> None:
     sample = (DEMO / "analysis/static/analysis/reviews.txt").read_bytes()
     upload(page, stack.base, "reviews.txt", sample)
     page.wait_for_url("**/projects/*/")
     # the model-based tool takes seconds: its card shows progress before it finishes
     page.wait_for_selector("#tool-model.progress, #tool-model.success", timeout=120_000)
-    page.screenshot(path=str(DOCS / "demo-progress.png"), full_page=True)
+    page.screenshot(path=str(shots / "demo-progress.png"), full_page=True)
     for key in ("vader", "model", "emotions", "phrases"):
         page.wait_for_selector(f"#tool-{key}.success", timeout=180_000)
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
@@ -96,21 +103,21 @@ def test_sample_analysed_in_parallel_with_progress_and_charts(page: Any, stack: 
         timeout=180_000,
     )
     assert "CPU core" in page.inner_text("#timing-text")
-    page.screenshot(path=str(DOCS / "demo-result.png"), full_page=True)
+    page.screenshot(path=str(shots / "demo-result.png"), full_page=True)
 
 
-def test_bad_upload_shows_its_reason(page: Any, stack: Any) -> None:
+def test_bad_upload_shows_its_reason(page: Any, stack: Any, shots: Path) -> None:
     upload(page, stack.base, "photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     error = page.wait_for_selector("#upload-error")
     assert "looks like a binary file" in error.inner_text()
-    page.screenshot(path=str(DOCS / "demo-bad-upload.png"))
+    page.screenshot(path=str(shots / "demo-bad-upload.png"))
 
 
-def test_failing_analysis_shows_its_reason(page: Any, stack: Any) -> None:
+def test_failing_analysis_shows_its_reason(page: Any, stack: Any, shots: Path) -> None:
     upload(page, stack.base, "broken-reviews.txt", b"I love it\nI hate it\n")
     page.wait_for_url("**/projects/*/")
     failure = page.wait_for_selector("#failure:not([hidden])", timeout=120_000)
     assert "Sentiment, model-based failed: RuntimeError" in failure.inner_text()
     assert page.inner_text("#status") == "failure"
     page.wait_for_selector("#tool-model.failure")
-    page.screenshot(path=str(DOCS / "demo-failure.png"), full_page=True)
+    page.screenshot(path=str(shots / "demo-failure.png"), full_page=True)
