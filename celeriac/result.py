@@ -401,11 +401,15 @@ class ResultSet:
         return ids
 
     def _raise_if_failed(self) -> None:
+        """Re-raise the first failure among the results (one query for all of them)."""
         parent = getattr(self, "parent", None)
         if parent is not None:
             parent._raise_if_failed()
+        metas = self._metas()
         for result in self.results:
-            result._raise_if_failed()
+            meta = metas.get(result.id)
+            if meta is not None and meta.status in states.PROPAGATE_STATES:
+                raise _as_exception(self.app.backend.decode(meta), meta)
 
     def forget(self) -> None:
         self.app.backend.forget([r.id for r in self.results])

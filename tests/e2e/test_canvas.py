@@ -131,13 +131,17 @@ def test_group_with_a_failure_and_saved_restore(tasks: Any, start_worker: Any) -
 
 
 # -- chords ---------------------------------------------------------------------------------
-def test_chord_header_runs_in_parallel(tasks: Any, start_worker: Any) -> None:
+def test_chord_header_runs_in_parallel(tasks: Any, start_worker: Any, tmp_path: Path) -> None:
     start_worker(*worker_args("-c", "4"))
     tasks.add.delay(0, 0).get(timeout=10)  # the pool is warm
+    marker = tmp_path / "pids"
     started = time.monotonic()
-    result = chord([tasks.sleep_then.s(1, i) for i in range(4)], tasks.tsum.s()).apply_async()
+    header = [tasks.sleep_then.s(1, i, str(marker)) for i in range(4)]
+    result = chord(header, tasks.tsum.s()).apply_async()
     assert result.get(timeout=10) == 6
-    assert time.monotonic() - started < 3.0  # four 1 s tasks joined: well under 4 s
+    elapsed = time.monotonic() - started
+    assert len(set(marker.read_text().split())) == 4  # four processes at once
+    assert elapsed < 3.5  # four 1 s tasks, joined at once: well under 4 s
 
 
 def test_group_piped_into_task_is_a_chord(tasks: Any, start_worker: Any) -> None:

@@ -166,3 +166,11 @@ def test_group_ending_a_chord_body_inside_a_chain_becomes_a_chord(app: Any) -> N
         pass
     assert result.get(timeout=5) == 7  # tsum([2 + 1, 2 + 2])
     assert _chord_rows(app) == 0
+
+
+def test_revoking_a_group_reaches_every_member(app: Any) -> None:
+    add, _ = _tasks(app)
+    result = group(add.s(i, i) for i in range(3)).apply_async()
+    result.revoke()
+    assert [r.state for r in result.results] == [states.REVOKED] * 3
+    assert run_jobs(app) == 0
