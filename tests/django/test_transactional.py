@@ -79,3 +79,25 @@ def test_migrate_created_celeriac_schema_from_its_own_sql() -> None:
         cursor.execute("SELECT version FROM celeriac.schema_version ORDER BY version")
         versions = [row[0] for row in cursor.fetchall()]
     assert versions == [m.version for m in migrations()]
+
+
+def test_rolled_back_dispatch_leaves_no_job_and_no_chord(celery_app: Any) -> None:
+    from django.core.files.base import ContentFile
+
+    from analysis.dispatch import dispatch
+    from analysis.models import Project
+
+    with pytest.raises(Boom), transaction.atomic():
+        project = Project(name="a.txt", owner_session="s")
+        project.file.save("a.txt", ContentFile(b"hello\n"), save=False)
+        project.save()
+        dispatch(project)
+        with connection.cursor() as cursor:  # the chord's join row, in this transaction
+            cursor.execute("SELECT count(*) FROM celeriac.chords")
+            assert cursor.fetchone()[0] == 1
+        raise Boom
+    assert Project.objects.count() == 0
+    assert jobs() == []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM celeriac.chords")
+        assert cursor.fetchone()[0] == 0
