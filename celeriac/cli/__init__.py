@@ -19,6 +19,7 @@ from celeriac.cli import migrate as _migrate  # noqa: F401
 from celeriac.cli import multi as _multi  # noqa: F401
 from celeriac.cli import purge as _purge  # noqa: F401
 from celeriac.cli import result as _result  # noqa: F401
+from celeriac.cli import schedule as _schedule  # noqa: F401
 from celeriac.cli import worker as _worker  # noqa: F401
 from celeriac.cli.base import cli
 

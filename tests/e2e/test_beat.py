@@ -85,7 +85,9 @@ def test_two_beats_publish_each_tick_once(proj_app: Any, start_beat: Any) -> Non
     per_entry = {name: sorted(t[1] for t in ticks if t[0] == name) for name, _, _ in ticks}
     for name, instants in per_entry.items():
         gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(instants)}
-        assert gaps <= {1.0}, (name, instants)  # one tick per second, never two at once
+        # whole seconds apart, never two ticks for one instant (a beat starved of CPU for
+        # over a second skips an instant rather than publishing it late twice)
+        assert all(gap >= 1.0 and gap.is_integer() for gap in gaps), (name, instants)
     assert runs("add-every-second") == len(per_entry["add-every-second"])
     names = {row[0] for row in fetch(proj_app, "SELECT name FROM {schema}.periodic_tasks")}
     assert names == {"add-every-second", "c", "dyn"}  # "c" from on_after_configure

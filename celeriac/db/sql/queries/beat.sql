@@ -49,3 +49,8 @@ WHERE name = %(name)s AND (last_run_at IS NULL OR last_run_at < %(run_at)s);
 -- name: prune_ticks
 -- Old tick records are only history; the uniqueness matters for recent ones.
 DELETE FROM {schema}.periodic_ticks WHERE created_at < now() - interval '1 day';
+
+-- name: list_periodic_tasks
+-- Every entry with its state (celeriac schedule list).
+SELECT name, task, schedule, args, kwargs, enabled, source, last_run_at, total_run_count
+FROM {schema}.periodic_tasks ORDER BY name;
