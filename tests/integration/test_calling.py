@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import psycopg
 import pytest
 
 from celeriac import states
@@ -221,3 +222,22 @@ def test_expired_task_is_revoked_without_running(app: Any) -> None:
     assert ran == []
     assert result.state == states.REVOKED
     assert "expired" in str(result.get(propagate=False))
+
+
+def test_publishing_in_an_aborted_transaction_is_a_database_error(app: Any) -> None:
+    from celeriac.exceptions import DatabaseError
+
+    @app.task
+    def noop() -> None:
+        return None
+
+    app.ensure_schema()
+    with app.database.connection() as conn:
+        conn.autocommit = False
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            conn.execute("SELECT 1/0")
+        with pytest.raises(DatabaseError, match="aborted"):
+            noop.apply_async(connection=conn)
+        conn.rollback()
+        conn.autocommit = True
+    assert job_rows(app) == []
