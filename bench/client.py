@@ -1,0 +1,124 @@
+"""Client-side numbers: publish rate, get() wake-up latency, embedded server start-up.
+
+    python -m bench.client --publishes 2000 --wakeups 50
+
+* publish: ``delay()`` one task at a time (one INSERT + NOTIFY per call), tasks/s.
+* wake-up: time from a result being stored by another connection to ``get()``
+  returning (LISTEN/NOTIFY; the fallback poll is 5 s, so anything well under that
+  is a notification), median and p95 in ms.
+* embedded: first start (initdb + start), start on existing data, connect to a
+  running server — seconds, in a temporary data directory.
+
+Uses ``CELERIAC_BROKER_URL`` (default: the test database) in a fresh schema, dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def publish_rate(app: object, count: int) -> float:
+    task = app.tasks["bench.noop"]  # type: ignore[attr-defined]
+    task.delay(0)  # warm the pool
+    began = time.perf_counter()
+    for i in range(count):
+        task.delay(i)
+    return count / (time.perf_counter() - began)
+
+
+def wake_latencies(app: object, url: str, count: int) -> list[float]:
+    from celeriac import states
+    from celeriac.result import AsyncResult
+
+    samples = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(count):
+            task_id = str(uuid.uuid4())
+            stored = threading.Event()
+            stamp: list[float] = []
+
+            def store(
+                task_id: str = task_id, stored: threading.Event = stored, stamp: list[float] = stamp
+            ) -> None:
+                stored.wait()
+                time.sleep(0.05)  # get() is waiting by now
+                stamp.append(time.perf_counter())
+                app.backend.store_state(task_id, states.SUCCESS, 1, conn=conn)  # type: ignore[attr-defined]
+
+            thread = threading.Thread(target=store)
+            thread.start()
+            result = AsyncResult(task_id, app=app)  # type: ignore[arg-type]
+            stored.set()
+            result.get(timeout=30)
+            samples.append(time.perf_counter() - stamp[0])
+            thread.join()
+    return samples
+
+
+def embedded_starts() -> dict[str, float]:
+    from celeriac import embedded
+
+    base = Path(tempfile.mkdtemp(prefix="celeriac-bench-"))
+    pgdata = base / "pg"
+    timings = {}
+    try:
+        began = time.perf_counter()
+        embedded.embedded_url(pgdata)
+        timings["first start (initdb + start)"] = time.perf_counter() - began
+        began = time.perf_counter()
+        embedded.embedded_url(pgdata)
+        timings["already running in this process"] = time.perf_counter() - began
+        embedded.stop(pgdata)
+        began = time.perf_counter()
+        embedded.embedded_url(pgdata)
+        timings["start on existing data"] = time.perf_counter() - began
+    finally:
+        embedded.stop(pgdata)
+        shutil.rmtree(base, ignore_errors=True)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--publishes", type=int, default=2000)
+    parser.add_argument("--wakeups", type=int, default=50)
+    options = parser.parse_args()
+    url = os.environ.get("CELERIAC_BROKER_URL", DEFAULT_URL)
+    schema = f"bench_client_{uuid.uuid4().hex[:8]}"
+    from celeriac import Celery
+
+    app = Celery("bench", broker=url, celeriac_schema=schema)
+    app.task(name="bench.noop")(lambda x: x)
+    try:
+        rate = publish_rate(app, options.publishes)
+        print(f"publish: {rate:,.0f} tasks/s (delay(), one at a time, {options.publishes} tasks)")
+        samples = sorted(wake_latencies(app, url, options.wakeups))
+        p95 = samples[int(0.95 * (len(samples) - 1))]
+        print(
+            f"get() wake-up after the result is stored: median "
+            f"{statistics.median(samples) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms "
+            f"({len(samples)} samples)"
+        )
+        for label, seconds in embedded_starts().items():
+            print(f"embedded PostgreSQL, {label}: {seconds:.2f} s")
+    finally:
+        app.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+if __name__ == "__main__":
+    main()
