@@ -131,7 +131,7 @@ class Multi:
             "start": self.start,
             "stop": lambda: self.stop(self.signum, wait=False),
             "stopwait": lambda: self.stop(signal.SIGTERM, wait=True),
-            "kill": lambda: self.stop(signal.SIGKILL, wait=False),
+            "kill": lambda: self.stop(signal.SIGKILL, wait=True),
             "restart": self.restart,
         }[action]
         return int(runner())
@@ -151,6 +151,8 @@ class Multi:
             if pid:
                 self.say(f"\t> {node.name}: already running (pid {pid})")
                 continue
+            if os.path.exists(pidfile):  # left by a killed node: its process is gone
+                os.unlink(pidfile)
             for path in (pidfile, logfile):
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             done = subprocess.run(self.command(node), stdin=subprocess.DEVNULL, check=False)

@@ -93,3 +93,7 @@ def test_multi_kill_takes_the_pool_children_too(run: Run, tmp_path: Path) -> Non
         while alive(each):
             assert time.monotonic() < deadline, f"{each} survived multi kill"
             time.sleep(0.05)
+    # the killed node left its pidfile behind; starting it again is not refused
+    restarted = run("multi", "start", "w1", "-c", "1")
+    assert restarted.returncode == 0 and ": OK" in restarted.stdout, restarted.stdout
+    assert run("multi", "stopwait", "w1").stdout.count(": DOWN") == 1
