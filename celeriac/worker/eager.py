@@ -102,6 +102,7 @@ def _eager_result(task: Task, request: Context, ran: Any, throw: bool | None) ->
     app, task_id = task.app, str(request.id)
     args, kwargs = request.args, request.kwargs
     propagate = app.conf.task_eager_propagates if throw is None else throw
+    _store(task, request, ran)
     if ran.state == states.FAILURE:
         assert ran.exc is not None and ran.einfo is not None
         task.on_failure(ran.exc, task_id, args, kwargs, ran.einfo)
@@ -119,6 +120,19 @@ def _eager_result(task: Task, request: Context, ran: Any, throw: bool | None) ->
             if signature is not None:
                 signature.apply_async((ran.retval,))
     return EagerResult(task_id, ran.retval, ran.state, name=task.name, app=app)
+
+
+def _store(task: Task, request: Context, ran: Any) -> None:
+    """``task_store_eager_result``: record the outcome as a worker would (Celery 5.1+)."""
+    if not task.app.conf.task_store_eager_result or request.ignore_result or task.ignore_result:
+        return
+    if ran.state not in (states.SUCCESS, states.FAILURE):
+        return
+    value = ran.retval if ran.state == states.SUCCESS else ran.exc
+    traceback = ran.einfo.traceback if ran.einfo is not None else None
+    task.app.backend.store_state(
+        str(request.id), ran.state, value, traceback=traceback, name=task.name, worker="eager"
+    )
 
 
 def _list(value: Any) -> list[Any]:

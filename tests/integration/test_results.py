@@ -233,3 +233,24 @@ def test_close_releases_the_listener_connection(app: Any, dsn: str) -> None:
     assert listeners() == 1
     app.close()
     assert listeners() == 0
+
+
+def test_task_store_eager_result(app: Any) -> None:
+    app.conf.task_always_eager = True
+    app.conf.task_store_eager_result = True
+
+    @app.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @app.task
+    def fails() -> None:
+        raise ValueError("eager failure")
+
+    ok, bad = double.delay(21), fails.delay()
+    stored_ok, stored_bad = AsyncResult(ok.id, app=app), AsyncResult(bad.id, app=app)
+    assert (stored_ok.state, stored_ok.result) == (states.SUCCESS, 42)
+    assert stored_bad.state == states.FAILURE
+    assert "eager failure" in (stored_bad.traceback or "")
+    app.conf.task_store_eager_result = False
+    assert AsyncResult(double.delay(1).id, app=app).state == states.PENDING
