@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from celeriac import states
-from celeriac.exceptions import TaskRevokedError
+from celeriac.exceptions import SoftTimeLimitExceeded, TaskRevokedError
 
 pytestmark = pytest.mark.e2e
 HERE = Path(__file__).parent
@@ -113,6 +113,11 @@ def test_terminate_stops_only_that_task(
     # the replacement process runs the next task normally
     assert proj_app.tasks["proj.add"].delay(2, 2).get(timeout=15) == 4
     assert long.id in replies(run("inspect", "revoked", "-j"))[f"solo1@{HOST}"]
+    # a time limit changed at run time applies to the next call of that task
+    assert run("control", "time_limit", "proj.sleep_then", "0.5", "2").returncode == 0
+    limited = proj_app.tasks["proj.sleep_then"].delay(30)
+    with pytest.raises(SoftTimeLimitExceeded):
+        limited.get(timeout=20)
 
 
 def test_status_exit_codes_and_dead_workers(start_worker: Any, run: Run) -> None:
