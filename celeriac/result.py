@@ -362,6 +362,8 @@ class ResultSet:
         return self.app.backend.get_many([r.id for r in self.results])
 
     def _states(self) -> list[str]:
+        if self.results and all(isinstance(r, EagerResult) for r in self.results):
+            return [r.state for r in self.results]  # eager: nothing is stored
         metas = self._metas()
         return [metas[r.id].status if r.id in metas else states.PENDING for r in self.results]
 

@@ -175,3 +175,19 @@ def test_eager_mode_still_serializes_arguments(app: Celery) -> None:
     with pytest.raises(EncodeError):
         takes.delay(object())
     assert takes.delay((1, 2)).get() == [1, 2]  # as JSON would deliver it
+
+
+def test_eager_group_result_needs_no_database() -> None:
+    from celeriac import group
+
+    # an unreachable broker: any database access would raise
+    app = Celery("eager-group", broker="postgresql://u@127.0.0.1:1/x", task_always_eager=True)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    result = group(add.s(1, 2), add.s(3, 4)).apply_async()
+    assert result.get() == [3, 7]
+    assert result.ready() and result.successful() and not result.failed()
+    assert result.completed_count() == 2
