@@ -85,7 +85,13 @@ class _chord(_Workflow):
         return self.body.link(callback)
 
     def link_error(self, errback: Signature) -> Signature:
-        return self.body.link_error(errback)
+        """On the body (it fires on a ChordError); with ``task_allow_error_cb_on_chord_header``
+        also on every header task (immutable), as Celery."""
+        if self.app.conf.get("task_allow_error_cb_on_chord_header"):
+            for task in self.header.members():
+                task.link_error(errback.clone().set(immutable=True))
+        self.body.link_error(errback)
+        return errback
 
     def freeze(
         self,
@@ -116,7 +122,7 @@ class _chord(_Workflow):
         for callback in _as_list(options.pop("link", None)):
             body.link(callback)
         for errback in _as_list(options.pop("link_error", None)):
-            body.link_error(errback)
+            self.link_error(_sig(errback, self._app))
         task_id = options.pop("task_id", None)
         body_only = {key: options.pop(key) for key in _BODY if key in options}
         for key in ("countdown", "eta"):  # delay the header, not the body (Celery #7851)

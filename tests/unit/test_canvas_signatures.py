@@ -136,3 +136,16 @@ def test_eager_workflows(app: Any) -> None:
     assert (add.s(1, 1) | add.s(2)).apply_async().get() == 4
     assert group(add.s(1, 1), add.s(2, 2)).apply_async().get() == [2, 4]
     assert chord([add.s(1, 1), add.s(2, 2)], tsum.s()).apply_async().get() == 6
+
+
+def test_chord_link_error_goes_to_the_body_and_optionally_the_header(app: Any) -> None:
+    add = next(t for name, t in app.tasks.items() if name.endswith(".add"))
+    tsum = next(t for name, t in app.tasks.items() if name.endswith(".tsum"))
+    workflow = chord([add.s(1, 1), add.s(2, 2)], tsum.s())
+    workflow.link_error(add.s(9))
+    assert len(workflow.body.options["link_error"]) == 1
+    assert all("link_error" not in t.options for t in workflow.header.tasks)
+    app.conf["task_allow_error_cb_on_chord_header"] = True
+    workflow = chord([add.s(1, 1), add.s(2, 2)], tsum.s())
+    workflow.link_error(add.s(9))
+    assert all(t.options["link_error"][0]["immutable"] for t in workflow.header.tasks)
