@@ -66,12 +66,17 @@ def test_worker_and_beat_send_celery_signals(
     beat = subprocess.Popen(
         [sys.executable, "-m", "celeriac", "-A", "sigproj", "beat"], cwd=HERE, env=env
     )
-    deadline = time.monotonic() + 20
-    while not any(e["signal"] == "beat_init" for e in _events(log)):
-        assert time.monotonic() < deadline, "beat_init never sent"
-        time.sleep(0.05)
-    beat.terminate()
-    assert beat.wait(15) == 0
+    try:
+        deadline = time.monotonic() + 20
+        while not any(e["signal"] == "beat_init" for e in _events(log)):
+            assert time.monotonic() < deadline, "beat_init never sent"
+            time.sleep(0.05)
+        beat.terminate()
+        assert beat.wait(15) == 0
+    finally:
+        if beat.poll() is None:
+            beat.kill()
+            beat.wait(10)
 
     events = _events(log)
     expect = {
