@@ -20,9 +20,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from stack import HERE, Stack, database_url
+from stack import HERE, Stack, database_url, drop_database
 
 SAMPLE = HERE / "analysis/static/analysis/reviews.txt"
 
@@ -149,11 +149,16 @@ def main() -> int:
     # TERM/INT end the run through the with-blocks below: every process gets stopped
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: sys.exit("demo-smoke: interrupted"))
-    url = database_url()
-    with tempfile.TemporaryDirectory(prefix="celeriac-smoke-") as var:
-        with Stack(url, Path(var), port=0, echo=bool(os.environ.get("SMOKE_VERBOSE"))) as stack:
-            print(f"demo stack up at {stack.base} (database {conninfo_to_dict(url)['dbname']})")
-            story(stack)
+    # a database of its own (dropped after): a running `make demo` is left alone
+    url = make_conninfo(database_url(), dbname=f"celeriac_demo_smoke_{os.getpid()}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="celeriac-smoke-") as var:
+            verbose = bool(os.environ.get("SMOKE_VERBOSE"))
+            with Stack(url, Path(var), port=0, echo=verbose) as stack:
+                print(f"demo stack up at {stack.base} (database {conninfo_to_dict(url)['dbname']})")
+                story(stack)
+    finally:
+        drop_database(url)
     print("demo-smoke: OK")
     return 0
 

@@ -101,3 +101,21 @@ def test_rolled_back_dispatch_leaves_no_job_and_no_chord(celery_app: Any) -> Non
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM celeriac.chords")
         assert cursor.fetchone()[0] == 0
+
+
+def test_delay_on_commit_with_the_broker_elsewhere_defers_to_on_commit(
+    celery_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis.tasks import notify
+
+    # as if the broker were another database: no transaction can be shared
+    monkeypatch.setattr(
+        "celeriac.contrib.django.transaction.same_database", lambda url, settings: False
+    )
+    with pytest.raises(Boom), transaction.atomic():
+        dropped = notify.delay_on_commit(1)
+        raise Boom
+    with transaction.atomic():
+        kept = notify.delay_on_commit(2)
+        assert jobs([kept.id]) == []  # deferred to on_commit, like Celery
+    assert jobs([dropped.id, kept.id]) == [(kept.id, "analysis.notify")]
