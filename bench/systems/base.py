@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
+
 from bench.common import Workers
 
 
@@ -13,6 +17,21 @@ class System:
     has_results = True  # delay().get() round trip
     has_chords = True  # fan-out workload
     db_dsn: str | None = None  # PostgreSQL database whose transactions we count
+
+    _poll_conn: Any = None
+
+    def count(self, query: str) -> int:
+        """Run a count query on one kept connection (polling must not open a session each time)."""
+        if self._poll_conn is None or self._poll_conn.closed:
+            assert self.db_dsn is not None
+            self._poll_conn = psycopg.connect(self.db_dsn, autocommit=True)
+        row = self._poll_conn.execute(query).fetchone()
+        return int(row[0]) if row else 0
+
+    def close_poll(self) -> None:
+        if self._poll_conn is not None:
+            self._poll_conn.close()
+            self._poll_conn = None
 
     def setup(self) -> None:
         """Create schema/queues; called once."""

@@ -50,6 +50,7 @@ class CeleriacSystem(System):
         return True
 
     def teardown(self) -> None:
+        self.close_poll()
         self.app.close()
         with psycopg.connect(self.db_dsn, autocommit=True) as conn:
             conn.execute(
@@ -70,11 +71,7 @@ class CeleriacSystem(System):
             noop.delay_many([()] * min(BATCH, n - start))
 
     def done(self) -> int:
-        with psycopg.connect(self.db_dsn, autocommit=True) as conn:
-            row = conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(self.schema, "results"))
-            ).fetchone()
-        return int(row[0]) if row else 0
+        return self.count(f'SELECT count(*) FROM "{self.schema}".results')
 
     def workers(self, concurrency: int) -> Workers:
         env = dict(os.environ, BENCH_DSN=self.db_dsn or "", BENCH_SCHEMA=self.schema)

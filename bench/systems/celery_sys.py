@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import psycopg
 import redis
 from celery import chord, group
 
@@ -24,6 +25,7 @@ class CelerySystem(System):
         self.broker, self.backend = broker, backend
         self.db_dsn = db_dsn
         self.app = celery_app.make_app(broker, backend)
+        self._redis: redis.Redis | None = None
         self.app.finalize()
 
     def setup(self) -> None:
@@ -38,8 +40,6 @@ class CelerySystem(System):
         if self.backend.startswith("redis://"):
             redis.Redis.from_url(self.backend).flushdb()
         elif self.db_dsn is not None:
-            import psycopg
-
             with psycopg.connect(self.db_dsn, autocommit=True) as conn:
                 for table in ("celery_taskmeta", "celery_tasksetmeta", "kombu_message"):
                     # created by Celery/kombu at first use
@@ -49,6 +49,7 @@ class CelerySystem(System):
             redis.Redis.from_url(self.broker).flushdb()
 
     def teardown(self) -> None:
+        self.close_poll()
         self.reset()
         self.app.close()
 
@@ -64,16 +65,13 @@ class CelerySystem(System):
 
     def done(self) -> int:
         if self.backend.startswith("redis://"):
-            return int(redis.Redis.from_url(self.backend).dbsize())
-        import psycopg
-
-        assert self.db_dsn is not None
-        with psycopg.connect(self.db_dsn, autocommit=True) as conn:
-            try:
-                row = conn.execute("SELECT count(*) FROM celery_taskmeta").fetchone()
-            except psycopg.errors.UndefinedTable:
-                return 0
-        return int(row[0]) if row else 0
+            if self._redis is None:
+                self._redis = redis.Redis.from_url(self.backend)
+            return int(self._redis.dbsize())
+        try:
+            return self.count("SELECT count(*) FROM celery_taskmeta")
+        except psycopg.errors.UndefinedTable:  # created by the first stored result
+            return 0
 
     def workers(self, concurrency: int) -> Workers:
         env = dict(os.environ, BENCH_BROKER=self.broker, BENCH_BACKEND=self.backend)

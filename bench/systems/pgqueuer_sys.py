@@ -56,6 +56,7 @@ class PgqueuerSystem(System):
             conn.execute("TRUNCATE pgqueuer, pgqueuer_log, pgqueuer_statistics")
 
     def teardown(self) -> None:
+        self.close_poll()
         if self.conn is not None:
             self._run(self.conn.close())
         self.loop.close()
@@ -76,11 +77,7 @@ class PgqueuerSystem(System):
         self._run(go())
 
     def done(self) -> int:
-        with psycopg.connect(self.db_dsn, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'"
-            ).fetchone()
-        return int(row[0]) if row else 0
+        return self.count("SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'")
 
     def workers(self, concurrency: int) -> Workers:
         env = dict(os.environ, BENCH_DSN=self.db_dsn or "")

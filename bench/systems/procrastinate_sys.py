@@ -47,6 +47,7 @@ class ProcrastinateSystem(System):
         return True
 
     def teardown(self) -> None:
+        self.close_poll()
         self.app.close()
 
     def _task(self, name: str):  # type: ignore[no-untyped-def]
@@ -63,11 +64,7 @@ class ProcrastinateSystem(System):
             noop.batch_defer(*([{}] * min(BATCH, n - start)))
 
     def done(self) -> int:
-        with psycopg.connect(self.db_dsn, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
-            ).fetchone()
-        return int(row[0]) if row else 0
+        return self.count("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'")
 
     def workers(self, concurrency: int) -> Workers:
         # one worker process per slot: async workers use one core each
