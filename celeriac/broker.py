@@ -103,9 +103,18 @@ class Batch:
     chords: list[tuple[int, ChordJoin]] = field(default_factory=list)
     # final states of tasks that will never run (the rest of a failed chain)
     marks: list[tuple[int, FinalState]] = field(default_factory=list)
+    # prefetched jobs started since the last write: (job id, attempt)
+    started: list[tuple[int, int]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.finished or self.requeued or self.buried or self.states or self.publish)
+        return bool(
+            self.finished
+            or self.requeued
+            or self.buried
+            or self.states
+            or self.publish
+            or self.started
+        )
 
 
 AfterCommit = Callable[[], None]
@@ -174,12 +183,18 @@ class Broker:
 
     # -- consuming ---------------------------------------------------------------
     def claim(
-        self, conn: psycopg.Connection[Any], queue: str, limit: int, worker_id: int
+        self,
+        conn: psycopg.Connection[Any],
+        queue: str,
+        limit: int,
+        worker_id: int,
+        start: int | None = None,
     ) -> list[Job]:
-        """Claim up to ``limit`` due jobs of ``queue`` for ``worker_id``."""
-        rows = conn.execute(
-            self._q("claim"), {"queue": queue, "limit": limit, "worker_id": worker_id}
-        ).fetchall()
+        """Claim up to ``limit`` due jobs of ``queue`` for ``worker_id``; the first
+        ``start`` of them (claim order; default all) start now, the rest are prefetched."""
+        params = {"queue": queue, "limit": limit, "worker_id": worker_id}
+        params["start"] = limit if start is None else start
+        rows = conn.execute(self._q("claim"), params).fetchall()
         return [Job.from_row(row) for row in rows]
 
     def next_eta(self, conn: psycopg.Connection[Any], queues: Sequence[str]) -> dt.datetime | None:
@@ -193,6 +208,11 @@ class Broker:
         """Record a batch of outcomes in one transaction; return the accepted job ids."""
         with conn.transaction(), conn.pipeline():
             finish = retry = None
+            if batch.started:
+                ids, attempts = zip(*batch.started, strict=True)
+                conn.execute(
+                    self._q("mark_started"), {"job_ids": list(ids), "attempts": list(attempts)}
+                )
             if batch.finished:
                 params = self._finish_params(batch.finished, worker, result_expires)
                 params.update(self._children_params(batch.publish))

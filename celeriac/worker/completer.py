@@ -72,6 +72,8 @@ def to_batch(outcomes: list[Outcome]) -> Batch:
                     o.queue,
                 )
             )
+        elif o.kind == "started":
+            batch.started.append((o.job_id, o.attempt))
         elif o.kind == "bury":
             batch.buried.append((o.job_id, o.attempt, _text(o.error) or "undecodable"))
             from celeriac.broker import StateUpdate
@@ -232,7 +234,7 @@ class Completer:
 
     def _report(self, outcomes: list[Outcome], accepted: set[int]) -> None:
         for outcome in outcomes:
-            if outcome.job_id not in accepted:
+            if outcome.kind != "started" and outcome.job_id not in accepted:
                 logger.warning(
                     "outcome of %s[%s] refused: the job was rescued and re-claimed meanwhile "
                     "(fencing token %d is stale)",

@@ -1,5 +1,6 @@
 """The claim loop: take as many due jobs as there are free slots, hand them to the pool,
 sleep until woken (NOTIFY, a freed slot, the next eta) or the poll interval passes.
+While jobs are short, the same claim also takes a few jobs ahead (worker/prefetch.py).
 
 Claims rotate over the worker's queues so no queue starves. Per-task rate limits are a
 token bucket per worker (as in Celery); a job over its rate is put back in the queue
@@ -20,6 +21,7 @@ from celeriac.db.queries import query
 from celeriac.message import Job
 from celeriac.worker.executor import Outcome
 from celeriac.worker.pool import BasePool
+from celeriac.worker.prefetch import Prefetch, claim_order
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -75,6 +77,7 @@ class Consumer:
         poll_interval: float,
         disable_rate_limits: bool = False,
         recording: Callable[[], set[int]] = set,
+        prefetch_multiplier: int = 1,
     ) -> None:
         self.app = app
         self.pool = pool
@@ -92,6 +95,7 @@ class Consumer:
         self.conn: Any = None
         self.turn = 0
         self.next_eta: dt.datetime | None = None
+        self.prefetch = Prefetch(lambda: self.pool.limit, prefetch_multiplier)
 
     def wake(self) -> None:
         self.woken.set()
@@ -114,7 +118,13 @@ class Consumer:
                 self._reset()
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+        self.release_prefetched()
         self._reset()
+
+    def release_prefetched(self) -> None:
+        """Give prefetched jobs back to the queue, untouched (shutdown)."""
+        for job in self.prefetch.drain():
+            self.release(job)
 
     def _reset(self) -> None:
         if self.conn is not None:
@@ -122,38 +132,59 @@ class Consumer:
         self.conn = None
 
     def step(self) -> None:
-        free = self.pool.free_slots()
-        if free <= 0:
-            self.woken.wait(self.poll_interval)
-            self.woken.clear()
-            return
         self.woken.clear()
-        jobs = self.claim(free)
-        for index, job in enumerate(jobs):
-            if self.stopping.is_set():
-                # claimed but not started: give them back for the next worker
-                for unstarted in jobs[index:]:
-                    self.release(unstarted)
+        free = self.pool.free_slots() - self._from_buffer(self.pool.free_slots())
+        want = free + self.prefetch.room()
+        if want <= 0 or self.stopping.is_set():
+            self.woken.wait(self.poll_interval)
+            return
+        now, ahead = self.claim(want, max(0, free))
+        for index, job in enumerate(now):
+            if self.stopping.is_set():  # not started: released with the buffer
+                ahead = now[index:] + ahead
                 break
             self.dispatch(job)
-        if not jobs:
+        self.prefetch.put(ahead)
+        if not now and not ahead:
             self.woken.wait(self._sleep_time())
 
-    def claim(self, free: int) -> list[Job]:
+    def _from_buffer(self, free: int) -> int:
+        """Start prefetched jobs in free slots; the completer's next write marks them."""
+        started = 0
+        while started < free and not self.stopping.is_set():
+            job = self.prefetch.take()
+            if job is None:
+                break
+            mark = Outcome(job.id, job.attempt, job.task_id, job.task_name, "started", "STARTED")
+            mark.store = False
+            self.on_outcome(mark)
+            self.dispatch(job)
+            started += 1
+        return started
+
+    def claim(self, want: int, free: int) -> tuple[list[Job], list[Job]]:
+        """Claim up to ``want`` jobs: the first ``free`` start now, the rest are prefetched."""
         if self.conn is None or self.conn.closed:
             self.conn = self.app.database.connect()
         if self.suspect:
             self.reconcile()
-        jobs: list[Job] = []
+        now: list[Job] = []
+        ahead: list[Job] = []
         order = self.queues[self.turn :] + self.queues[: self.turn]
         self.turn = (self.turn + 1) % len(self.queues)
         for queue in order:
-            jobs += self.app.broker.claim(self.conn, queue, free - len(jobs), self.worker_id())
-            if len(jobs) >= free:
+            start = max(0, free - len(now))
+            got = self.app.broker.claim(
+                self.conn, queue, want - len(now) - len(ahead), self.worker_id(), start
+            )
+            got.sort(key=claim_order)  # the order the claim ranked them in
+            now += got[:start]
+            ahead += got[start:]
+            if len(now) + len(ahead) >= want:
                 break
-        if not jobs:
+        if not now and not ahead:
             self.next_eta = self.app.broker.next_eta(self.conn, self.queues)
-        return jobs
+        return now, ahead
 
     def reconcile(self) -> None:
         """Release jobs claimed for this worker that it never received (the claim's reply
@@ -179,6 +210,7 @@ class Consumer:
             {"worker_id": self.worker_id()},
         ).fetchall()
         known = {slot.job.id for slot in self.pool.active()} | self.recording()
+        known |= self.prefetch.ids()
         return {(r[0], r[1], r[2], r[3]) for r in rows if r[0] not in known}
 
     def _sleep_time(self) -> float:

@@ -21,6 +21,7 @@ from celeriac.db.queries import query
 from celeriac.exceptions import WorkerLostError
 from celeriac.message import Job
 from celeriac.worker.completer import to_batch
+from celeriac.worker.executor import Outcome
 from celeriac.worker.lost import lost
 
 if TYPE_CHECKING:
@@ -107,8 +108,11 @@ class Maintenance:
         if not rows:
             return 0
         jobs = [Job.from_row(row) for row in rows]
+        unstarted = _unstarted(conn, schema, jobs)
         outcomes = [
-            lost(
+            _never_started(job)
+            if job.id in unstarted
+            else lost(
                 self.app,
                 job,
                 self.hostname,
@@ -143,3 +147,23 @@ class Maintenance:
         conn.execute(query("prune_chords", schema), {"expires": self.result_expires})
         if total:
             logger.info("pruned %d expired result(s)", total)
+
+
+def _unstarted(conn: Any, schema: str, jobs: list[Job]) -> set[int]:
+    """Ids of prefetched jobs that never started (worker/prefetch.py)."""
+    rows = conn.execute(query("unstarted", schema), {"job_ids": [job.id for job in jobs]})
+    return {row[0] for row in rows.fetchall()}
+
+
+def _never_started(job: Job) -> Outcome:
+    """A prefetched job of a dead worker goes back to the queue untouched."""
+    return Outcome(
+        job.id,
+        job.attempt,
+        job.task_id,
+        job.task_name,
+        "requeue",
+        "PENDING",
+        store=False,
+        retry=False,
+    )

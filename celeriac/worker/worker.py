@@ -156,6 +156,7 @@ class Worker:
             float(app.conf.worker_poll_interval),
             bool(app.conf.worker_disable_rate_limits),
             recording=self.completer.job_ids,
+            prefetch_multiplier=int(self.prefetch_multiplier or 1),
         )
         self.listener = Listener(
             app.database,
@@ -260,6 +261,7 @@ class Worker:
         with self.lock:
             self.processed += 1
             self.totals[outcome.task_name] += 1
+        self.consumer.prefetch.observe(outcome.runtime)
         self.completer.add(outcome)
 
     def on_lost(self, job: Job, exc: BaseException) -> None:
@@ -289,6 +291,8 @@ class Worker:
 
     # -- remote control (commands and replies: worker/control.py) ------------------------------
     def on_control(self, command: dict[str, Any]) -> None:
+        if command.get("command") == "revoke":  # prefetched jobs are refused when they leave
+            self.consumer.prefetch.revoke(command.get("task_ids") or [])
         self.panel.handle(command)
 
     def stats(self) -> dict[str, Any]:

@@ -33,18 +33,23 @@ FROM (SELECT DISTINCT queue FROM ins) AS q;
 -- stops after LIMIT entries. The claim increments the fencing token (attempt) and says
 -- whether the task was revoked (a primary-key probe), saving a round trip. A worker taken
 -- for dead (its row stopped, its jobs rescued) claims nothing until it registers again:
--- whatever it claimed would be rescued from under it.
-WITH next AS (
-    SELECT id FROM {schema}.jobs
+-- whatever it claimed would be rescued from under it. The first %(start)s jobs (in claim
+-- order) start now and get claimed_at; the rest are prefetched (worker/prefetch.py):
+-- claimed_at stays NULL until they start, so a rescuer knows they never ran.
+WITH picked AS (
+    SELECT id, priority, eta FROM {schema}.jobs
     WHERE state = 'queued' AND queue = %(queue)s AND eta <= now()
       AND NOT EXISTS (SELECT 1 FROM {schema}.workers AS w
                       WHERE w.id = %(worker_id)s AND w.stopped_at IS NOT NULL)
     ORDER BY priority DESC, eta, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), next AS (
+    SELECT id, row_number() OVER (ORDER BY priority DESC, eta, id) AS rank FROM picked
 )
 UPDATE {schema}.jobs AS j
-SET state = 'running', attempt = j.attempt + 1, worker_id = %(worker_id)s, claimed_at = now()
+SET state = 'running', attempt = j.attempt + 1, worker_id = %(worker_id)s,
+    claimed_at = CASE WHEN next.rank <= %(start)s THEN now() END
 FROM next
 WHERE j.id = next.id
 RETURNING j.id, j.attempt, j.task_id, j.task_name, j.queue, j.priority, j.eta, j.expires,
@@ -56,6 +61,18 @@ RETURNING j.id, j.attempt, j.task_id, j.task_name, j.queue, j.priority, j.eta, j
 -- claim may have committed), the worker releases those it never received.
 SELECT id, attempt, task_id, task_name FROM {schema}.jobs
 WHERE worker_id = %(worker_id)s AND state = 'running';
+
+-- name: mark_started
+-- Prefetched jobs the worker has started since (written with its next batch of outcomes):
+-- from now on a rescuer treats them as started. Fenced like every outcome.
+UPDATE {schema}.jobs AS j SET claimed_at = now()
+FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[]) AS s(job_id, attempt)
+WHERE j.id = s.job_id AND j.attempt = s.attempt AND j.state = 'running'
+  AND j.claimed_at IS NULL;
+
+-- name: unstarted
+-- Which of these running jobs were prefetched and never started (claimed_at NULL).
+SELECT id FROM {schema}.jobs WHERE id = ANY(%(job_ids)s) AND claimed_at IS NULL;
 
 -- name: next_eta
 -- When the earliest scheduled job of these queues is due, so an idle worker sleeps until then.

@@ -1,0 +1,162 @@
+"""Prefetched jobs (claimed ahead of free slots): never lost, never run twice, never
+failed for a death they did not see (worker/prefetch.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celeriac import states
+from celeriac.broker import Batch
+from celeriac.message import Job
+from celeriac.worker.completer import to_batch
+from celeriac.worker.consumer import Consumer
+from celeriac.worker.executor import Outcome
+from celeriac.worker.maintenance import Maintenance
+from celeriac.worker.prefetch import SHORT, Prefetch
+
+GONE = 987_654  # a worker id with no row: its jobs are orphans
+
+
+def _rows(app: Any) -> list[tuple[str, str, bool]]:
+    with app.database.connection() as conn:
+        return conn.execute(
+            f'SELECT task_id, state, claimed_at IS NOT NULL FROM "{app.database.schema}".jobs '
+            "ORDER BY id"
+        ).fetchall()
+
+
+def _noop(app: Any) -> Any:
+    @app.task
+    def noop(i: int) -> int:
+        return i
+
+    return noop
+
+
+def _rescue(app: Any) -> int:
+    maintenance = Maintenance(app, "rescuer@test", 1.0, 1.0, 60.0)
+    with app.database.connection() as conn, conn.transaction():
+        return maintenance.rescue(conn)
+
+
+def test_claim_starts_only_the_first_jobs(app: Any) -> None:
+    noop = _noop(app)
+    sent = [noop.delay(i).id for i in range(4)]
+    with app.database.connection() as conn:
+        jobs = app.broker.claim(conn, "celery", 3, GONE, start=1)
+    assert len(jobs) == 3
+    assert _rows(app) == [
+        (sent[0], "running", True),
+        (sent[1], "running", False),
+        (sent[2], "running", False),
+        (sent[3], "queued", False),
+    ]
+
+
+def test_rescue_requeues_prefetched_jobs_and_fails_started_ones(app: Any) -> None:
+    noop = _noop(app)
+    started, prefetched = noop.delay(1), noop.delay(2)
+    with app.database.connection() as conn:
+        app.broker.claim(conn, "celery", 2, GONE, start=1)
+    assert _rescue(app) == 2
+    assert _rows(app) == [(prefetched.id, "queued", False)]
+    assert started.state == states.FAILURE
+    assert prefetched.state == states.PENDING
+
+
+def test_a_prefetched_job_marked_started_is_rescued_as_started(app: Any) -> None:
+    noop = _noop(app)
+    result = noop.delay(1)
+    with app.database.connection() as conn:
+        (job,) = app.broker.claim(conn, "celery", 1, GONE, start=0)
+        app.broker.commit(conn, Batch(started=[(job.id, job.attempt)]), "w", 60.0)
+    assert _rows(app) == [(result.id, "running", True)]
+    _rescue(app)
+    assert result.state == states.FAILURE
+
+
+class FakePool:
+    """Two slots that accept jobs and never finish them."""
+
+    limit = 2
+
+    def __init__(self) -> None:
+        self.submitted: list[Job] = []
+
+    def free_slots(self) -> int:
+        return self.limit - len(self.submitted)
+
+    def submit(self, job: Job) -> None:
+        self.submitted.append(job)
+
+
+def _consumer(app: Any, outcomes: list[Outcome]) -> tuple[Consumer, FakePool]:
+    pool = FakePool()
+    consumer = Consumer(
+        app,
+        pool,
+        ["celery"],
+        "c@test",
+        lambda: GONE,
+        outcomes.append,
+        0.01,  # type: ignore[arg-type]
+        prefetch_multiplier=4,
+    )
+    return consumer, pool
+
+
+def test_consumer_claims_ahead_only_for_short_jobs(app: Any) -> None:
+    noop = _noop(app)
+    for i in range(10):
+        noop.delay(i)
+    outcomes: list[Outcome] = []
+    consumer, pool = _consumer(app, outcomes)
+    consumer.step()  # nothing observed yet: claims only the free slots
+    assert len(pool.submitted) == 2 and len(consumer.prefetch) == 0
+    consumer.prefetch.observe(SHORT / 10)
+    pool.submitted.clear()
+    consumer.step()  # short jobs: 2 slots + 2 * (4 - 1) ahead
+    assert len(pool.submitted) == 2 and len(consumer.prefetch) == 6
+    assert sum(1 for _, state, started in _rows(app) if state == "running" and started) == 4
+    consumer.release()
+    consumer._reset()
+    assert [o.kind for o in outcomes] == ["requeue"] * 6
+    with app.database.connection() as conn:
+        app.broker.commit(conn, to_batch(outcomes), "c@test", 60.0)
+    assert sum(1 for _, state, _ in _rows(app) if state == "queued") == 6
+
+
+def test_buffered_jobs_are_marked_started_when_they_leave(app: Any) -> None:
+    noop = _noop(app)
+    for i in range(8):
+        noop.delay(i)
+    outcomes: list[Outcome] = []
+    consumer, pool = _consumer(app, outcomes)
+    consumer.prefetch.observe(0.0)
+    consumer.step()
+    pool.submitted.clear()  # both slots free again
+    consumer.step()
+    consumer._reset()
+    assert [o.kind for o in outcomes] == ["started", "started"]
+    with app.database.connection() as conn:
+        app.broker.commit(conn, to_batch(outcomes), "c@test", 60.0)
+    assert sum(1 for _, _, started in _rows(app) if started) == 4
+
+
+def test_a_job_revoked_while_buffered_leaves_revoked() -> None:
+    prefetch = Prefetch(lambda: 1, 4)
+    job = Job(1, 1, "t1", "noop", "celery", 0, None, None, 0, False, False, "json", {}, b"")
+    prefetch.put([job])
+    prefetch.revoke(["t1"])
+    taken = prefetch.take()
+    assert taken is not None and taken.revoked
+
+
+def test_long_jobs_get_no_buffer() -> None:
+    prefetch = Prefetch(lambda: 4, 4)
+    assert prefetch.capacity() == 0
+    prefetch.observe(SHORT * 10)
+    assert prefetch.capacity() == 0
+    for _ in range(30):
+        prefetch.observe(0.0)
+    assert prefetch.capacity() == 12
