@@ -89,6 +89,9 @@ class FakePool:
     def submit(self, job: Job) -> None:
         self.submitted.append(job)
 
+    def active(self) -> list[Any]:
+        return []
+
 
 def _consumer(app: Any, outcomes: list[Outcome]) -> tuple[Consumer, FakePool]:
     pool = FakePool()
@@ -118,7 +121,7 @@ def test_consumer_claims_ahead_only_for_short_jobs(app: Any) -> None:
     consumer.step()  # short jobs: 2 slots + 2 * (4 - 1) ahead
     assert len(pool.submitted) == 2 and len(consumer.prefetch) == 6
     assert sum(1 for _, state, started in _rows(app) if state == "running" and started) == 4
-    consumer.release()
+    consumer.release_prefetched()
     consumer._reset()
     assert [o.kind for o in outcomes] == ["requeue"] * 6
     with app.database.connection() as conn:
