@@ -83,3 +83,10 @@ SQL_LOOKING_NAME = "x'); DROP TABLE jobs; --\"ü"
 def sql_looking(self: Any, text: str) -> str:
     _record(self)
     return text
+
+
+@app.task(bind=True, acks_late=True)
+def collect(self: Any, results: list[int]) -> int:
+    """A chord body: record the run, return the sum of the header's results."""
+    _record(self)
+    return sum(results)
