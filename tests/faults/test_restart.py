@@ -91,3 +91,34 @@ def test_restart_loses_nothing(
         assert "PostgreSQL" in error or "database" in error, error
     for worker in workers:
         assert worker.proc.poll() is None, worker.log
+
+
+@pytest.mark.parametrize("outage", [0.0, 3.0])
+def test_restart_under_running_early_ack_tasks(
+    outage: float, cluster: Cluster, fapp: Any, fschema: str, start_worker: Any, runlog: Any
+) -> None:
+    """Early-acked tasks running across a restart finish normally: the restart alone must
+    not make a live worker look dead (which would fail them with WorkerLostError)."""
+    for i in (1, 2):
+        start_worker("-P", "threads", "-c", "4", "-n", f"e{i}@%h")
+    early = fapp.tasks["faultproj.early"]
+    ids = [early.apply_async((n, 2.0 + outage), task_id=f"e-{n}").id for n in range(8)]
+    while len(runs(runlog)) < len(ids):
+        time.sleep(0.05)
+    began = time.monotonic()
+    cluster.stop("immediate")
+    time.sleep(outage)  # the fault itself: the server stays down this long
+    cluster.start()
+    down = time.monotonic() - began
+    got = wait_for_outcomes(cluster, fschema, ids, 30, frozenset({"SUCCESS", "FAILURE"}))
+    ran = runs(runlog)
+    report(
+        f"restart-early-ack-down-{outage:g}s",
+        sent=len(ids),
+        ran=sum(ran.values()),
+        ran_more_than_once=sum(1 for c in ran.values() if c > 1),
+        outcomes_recorded=len(got),
+        failed=sum(1 for s in got.values() if s == "FAILURE"),
+        down_s=down,
+    )
+    assert got == dict.fromkeys(ids, "SUCCESS")

@@ -33,11 +33,17 @@ UPDATE {schema}.workers SET stopped_at = now() WHERE id = %(worker_id)s;
 -- Workers that are gone: their liveness lock is not held (the process or its connection
 -- died) and they have not heartbeated for a short grace (a live worker whose session was
 -- cut reconnects, re-takes the lock and heartbeats within it), or their heartbeat is
--- older than the timeout (cut off from the database).
+-- older than the timeout (cut off from the database). A server restart drops every lock at
+-- once: a worker that has not heartbeated since the server started gets 10 s more (its
+-- reconnect backoff is at most 5 s), or live workers still reconnecting would be taken
+-- for dead.
 UPDATE {schema}.workers AS w SET stopped_at = now()
 WHERE w.stopped_at IS NULL
   AND (w.heartbeat_at < now() - make_interval(secs => %(lost_timeout)s::float8)
        OR (w.heartbeat_at < now() - make_interval(secs => %(grace)s::float8)
+           AND (w.heartbeat_at >= pg_postmaster_start_time()
+                OR pg_postmaster_start_time()
+                   < now() - make_interval(secs => %(grace)s::float8 + 10))
            AND NOT EXISTS (SELECT 1 FROM pg_locks AS l
                            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
                              AND l.database = (SELECT oid FROM pg_database
