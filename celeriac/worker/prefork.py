@@ -157,6 +157,9 @@ class PreforkPool(BasePool):
         self.children: list[Child] = []
         self.stopping = False
         self.counter = 0
+        # children are forked only by this thread and the reader: PR_SET_PDEATHSIG ties a
+        # child to the thread that forked it; other threads poke the reader instead
+        self.poke_r, self.poke_w = os.pipe()
         self._top_up()
         self.reader = threading.Thread(target=self._read, name="celeriac-pool", daemon=True)
         self.reader.start()
@@ -181,15 +184,18 @@ class PreforkPool(BasePool):
             child_conn.close()
         return Child(process, parent_conn, self.counter)
 
-    def _top_up(self) -> None:
-        """Fork children until the pool is full again (unless stopping)."""
+    def _top_up(self) -> bool:
+        """Fork children until the pool is full again (unless stopping); True if any."""
+        forked = False
         with self.lock:
             while not self.stopping and len(self.children) < self.limit:
                 try:
                     self.children.append(self._spawn())
                 except OSError as exc:
                     logger.error("cannot start a pool process (%s); retrying", exc)
-                    return
+                    break
+                forked = True
+        return forked
 
     def free_slots(self) -> int:
         with self.lock:
@@ -221,8 +227,7 @@ class PreforkPool(BasePool):
             if self.stopping:
                 return
             self.limit += n
-        self._top_up()
-        self.on_free()
+        os.write(self.poke_w, b"+")  # the reader forks the new children
 
     def shrink(self, n: int = 1) -> None:
         """Retire ``n`` children (idle ones first; busy ones after their job); keep one."""
@@ -278,14 +283,20 @@ class PreforkPool(BasePool):
         timeout = 0.5
         if deadlines:
             timeout = max(0.0, min(timeout, min(deadlines) - time.monotonic()))
-        ready = wait([c.conn for c in children] + [c.process.sentinel for c in children], timeout)
+        ready = wait(
+            [c.conn for c in children] + [c.process.sentinel for c in children] + [self.poke_r],
+            timeout,
+        )
+        if self.poke_r in ready:
+            os.read(self.poke_r, 1024)
         for child in children:
             if child.conn in ready:
                 self._receive(child)
             elif child.process.sentinel in ready:
                 self._reap(child)
         self._enforce_hard_limits()
-        self._top_up()
+        if self._top_up():
+            self.on_free()
 
     def _receive(self, child: Child) -> None:
         try:
@@ -369,6 +380,8 @@ class PreforkPool(BasePool):
                 for child in self.children:
                     _kill(child.process.pid, signal.SIGKILL)
             self.reader.join(timeout=10)
+        os.close(self.poke_r)
+        os.close(self.poke_w)
         return []
 
 
