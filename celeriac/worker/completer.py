@@ -196,7 +196,7 @@ class Completer:
             if self.abandon.wait(backoff):
                 logger.error("gave up recording %d outcome(s) at shutdown", len(outcomes))
                 return
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, 2.0)
 
     def _commit(self, outcomes: list[Outcome]) -> set[int]:
         if self.conn is None or self.conn.closed:

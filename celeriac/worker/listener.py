@@ -38,7 +38,7 @@ class Listener:
         on_control: Callable[[dict[str, Any]], None],
         heartbeat_interval: float,
         info: Callable[[], dict[str, Any]],
-        on_lost_registration: Callable[[], int],
+        on_lost_registration: Callable[[int, bool], int],
     ) -> None:
         self.db = db
         self.worker_id = worker_id
@@ -57,15 +57,18 @@ class Listener:
     def connect(self) -> None:
         """Connect, take the liveness lock, heartbeat and LISTEN.
 
-        If the lock is taken, or this worker was declared dead while it was away (its
-        row stopped, its jobs rescued), it registers again under a new id first."""
+        It registers again under a new id first when this worker was declared dead while
+        it was away (its row stopped, its jobs rescued), or when its previous session
+        still holds the lock (a cut the server has not noticed yet: the new id adopts the
+        old one's running jobs)."""
         conn = self.db.connect()
         try:
             locked = conn.execute(
                 query("lock_worker", self.db.schema),
                 {"lock_ns": self.lock_ns, "worker_id": self.worker_id},
             ).fetchone()
-            if locked and locked[0] and self._heartbeat(conn):
+            held = bool(locked and locked[0])
+            if held and self._heartbeat(conn):
                 for channel in (jobs_channel(self.db.schema), control_channel(self.db.schema)):
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                 self.conn = conn
@@ -75,16 +78,23 @@ class Listener:
             conn.close()
             raise
         conn.close()
-        self._register_again()
+        self._register_again(adopt=not held)
         self.connect()
 
-    def _register_again(self) -> None:
-        logger.warning(
-            "worker id %s was declared dead while its connection was down (its running "
-            "jobs were rescued); registering again",
-            self.worker_id,
-        )
-        self.worker_id = self.on_lost_registration()
+    def _register_again(self, adopt: bool) -> None:
+        if adopt:
+            logger.warning(
+                "the liveness lock of worker id %s is still held by its previous session; "
+                "registering again and taking over its running jobs",
+                self.worker_id,
+            )
+        else:
+            logger.warning(
+                "worker id %s was declared dead while its connection was down (its running "
+                "jobs were rescued); registering again",
+                self.worker_id,
+            )
+        self.worker_id = self.on_lost_registration(self.worker_id, adopt)
 
     def _heartbeat(self, conn: psycopg.Connection[Any]) -> bool:
         """Update the heartbeat; False if this worker's row was stopped meanwhile."""
@@ -128,7 +138,7 @@ class Listener:
                     self.conn.close()
                 self.conn = None
                 time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 2.0)  # back within the rescuer's grace
 
     def _listen_once(self) -> None:
         assert self.conn is not None

@@ -5,8 +5,9 @@ lock; the one that gets it rescues the jobs of dead workers and every minute pru
 expired results, revoked ids and long-stopped workers. A worker is dead when its
 liveness lock is gone and it has not heartbeated for two intervals (a worker whose
 session was merely cut reconnects and heartbeats within that grace), or when its
-heartbeat is older than ``worker_lost_timeout``. Rescue is fenced like any
-outcome: the rescuer records through the same SQL as the worker would.
+heartbeat is older than ``worker_lost_timeout`` — and the leader itself has reached the
+database for that grace (after an outage everyone gets time to reconnect first). Rescue
+is fenced like any outcome: the rescuer records through the same SQL as the worker would.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Maintenance:
         self.result_expires = result_expires
         self.stopping = threading.Event()
         self.last_prune = 0.0
+        self.healthy_since = 0.0  # when self.conn connected
+        self.conn: Any = None
         self.thread = threading.Thread(target=self._run, name="celeriac-maintenance", daemon=True)
 
     def start(self) -> None:
@@ -68,25 +71,50 @@ class Maintenance:
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join(timeout=5)
+        self._drop()
 
     def _run(self) -> None:
         while not self.stopping.is_set():
             try:
-                self.round()
+                if self.conn is None or self.conn.closed:
+                    self.conn = self.app.database.connect(connect_timeout=10)
+                    self.healthy_since = time.monotonic()
+                # Judge others only after being connected for a grace ourselves: after an
+                # outage (or at start) every worker needs a moment to reconnect, re-take
+                # its liveness lock and heartbeat before its absence means anything.
+                trusted = time.monotonic() - self.healthy_since >= self.grace
+                self.round(rescue=trusted, conn=self.conn)
             except Exception as exc:
+                self._drop()
                 logger.warning("maintenance round failed: %s", exc)
             self.stopping.wait(self.interval)
 
-    def round(self) -> int:
-        """One maintenance round; returns how many jobs were rescued."""
-        db = self.app.database
-        schema = db.schema
-        with db.connection() as conn, conn.transaction():
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+    @property
+    def grace(self) -> float:
+        """How long a worker without its liveness lock may take to come back."""
+        return 2 * self.interval
+
+    def round(self, rescue: bool = True, conn: Any = None) -> int:
+        """One maintenance round (on ``conn``, else a pooled one); returns how many jobs
+        were rescued."""
+        if conn is None:
+            with self.app.database.connection() as pooled:
+                return self._round(pooled, rescue)
+        return self._round(conn, rescue)
+
+    def _round(self, conn: Any, rescue: bool) -> int:
+        schema = self.app.database.schema
+        with conn.transaction():
             got = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (leader_key(schema),))
             row = got.fetchone()
             if not row or not row[0]:
                 return 0
-            rescued = self.rescue(conn)
+            rescued = self.rescue(conn) if rescue else 0
             if time.monotonic() - self.last_prune > PRUNE_EVERY:
                 self.prune(conn)
                 self.last_prune = time.monotonic()
@@ -98,7 +126,7 @@ class Maintenance:
             query("find_dead_workers", schema),
             {
                 "lost_timeout": self.lost_timeout,
-                "grace": 2 * self.interval,
+                "grace": self.grace,
                 "lock_ns": liveness_namespace(schema),
             },
         ).fetchall()

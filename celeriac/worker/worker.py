@@ -17,14 +17,17 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from celeriac import signals, states
 from celeriac.config import as_seconds, mask_url, redact
 from celeriac.db.queries import query
 from celeriac.exceptions import (
     ImproperlyConfigured,
+    OperationalError,
     Terminated,
     TimeLimitExceeded,
     WorkerLostError,
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
     from celeriac.app import Celery
 
 logger = logging.getLogger("celeriac.worker")
+
+T = TypeVar("T")
 
 EX_OK, EX_FAILURE = 0, 1
 SHUTDOWN_FLUSH = 30.0  # seconds to keep retrying outcome writes at shutdown
@@ -124,9 +129,9 @@ class Worker:
             id(app.result_database): app.result_database,
         }.values():
             db.check_connections = True  # sessions may be cut under a long-lived worker
-        app.ensure_schema()
+        self._until_reachable(app.ensure_schema)
         signals.worker_init.send(sender=self)
-        self.worker_id = self.register()
+        self.worker_id = self._until_reachable(self.register)
         if app.conf.get("worker_send_task_events"):
             from celeriac.events import EventRecorder
 
@@ -167,9 +172,9 @@ class Worker:
             self.on_control,
             float(app.conf.worker_heartbeat_interval),
             self.stats,
-            self.register,
+            self.register_again,
         )
-        self.listener.connect()
+        self._until_reachable(self.listener.connect)
         self.install_signal_handlers()
         self.pool.start()  # fork children after the listener connected: they abandon it
         self.completer.start()
@@ -208,6 +213,42 @@ class Worker:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    def _until_reachable(self, step: Callable[[], T]) -> T:
+        """Run a start-up step, retrying with backoff while PostgreSQL is unreachable
+        (Celery's ``broker_connection_retry_on_startup``, ``broker_connection_max_retries``)."""
+        conf = self.app.conf
+        retry = conf.get("broker_connection_retry_on_startup")
+        if retry is None:
+            retry = conf.get("broker_connection_retry", True)
+        limit = int(conf.get("broker_connection_max_retries") or 0)  # 0: forever
+        delay, attempt = 1.0, 0
+        while True:
+            try:
+                return step()
+            except OperationalError as exc:
+                attempt += 1
+                if not retry or (limit and attempt > limit):
+                    raise
+                logger.error(
+                    "worker: %s; retry %d%s in %.0fs",
+                    exc,
+                    attempt,
+                    f"/{limit}" if limit else "",
+                    delay,
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def register_again(self, old_id: int, adopt: bool) -> int:
+        """A new registration after a connection cut; ``adopt`` moves the old id's running
+        jobs to the new id (its stale session still holds the old lock) and stops it."""
+        new_id = self.register()
+        if adopt:
+            db = self.app.database
+            with db.connection() as conn:
+                conn.execute(query("adopt_worker", db.schema), {"old_id": old_id, "new_id": new_id})
+        return new_id
+
     def register(self) -> int:
         """Add this worker's row; refuse a second live worker with the same name."""
         db = self.app.database
@@ -216,7 +257,8 @@ class Worker:
                 query("live_worker_named", db.schema),
                 {"name": self.hostname, "lock_ns": liveness_namespace(db.schema)},
             ).fetchone()
-            if live is not None:
+            ours = live is not None and live[1] == os.getpid() and live[2] == socket.gethostname()
+            if live is not None and not ours:  # ours: registering again after a cut
                 raise ImproperlyConfigured(
                     f"a worker named {self.hostname!r} is already running (pid {live[1]} on "
                     f"{live[2]}); give this one another name with -n, e.g. -n worker2@%h"

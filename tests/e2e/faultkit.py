@@ -3,7 +3,9 @@ files and rows (events, not sleeps), and reading the job table directly."""
 
 from __future__ import annotations
 
+import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,6 +69,77 @@ def result_row(dsn: str, schema: str, task_id: str) -> dict[str, Any] | None:
         )
         row = cur.fetchone()
         return {"status": row[0], "traceback": row[1]} if row else None
+
+
+class Outage:
+    """A TCP forwarder to PostgreSQL that the test can cut: ``down()`` refuses new
+    connections and resets the open ones (as a server restart or a network cut does),
+    ``up()`` serves again. Point a worker at ``url`` to put only it behind the cut."""
+
+    def __init__(self, dsn: str) -> None:
+        self.target = ("127.0.0.1", int(dsn.split("@", 1)[1].split("/")[0].split(":")[1]))
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.url = dsn.replace(f":{self.target[1]}/", f":{self.port}/")
+        self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
+        self.server: socket.socket | None = None
+
+    def up(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self.server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def down(self) -> None:
+        with self.lock:
+            server, self.server = self.server, None
+            doomed, self.sockets = self.sockets, []
+        if server is not None:
+            try:
+                server.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
+            except OSError:
+                pass
+            server.close()
+        for sock in doomed:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                sock.close()  # RST, like a dead server
+            except OSError:
+                pass
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                return
+            with self.lock:
+                if self.server is not server:
+                    client.close()
+                    upstream.close()
+                    return
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 @pytest.fixture

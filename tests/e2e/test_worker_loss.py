@@ -18,7 +18,7 @@ from psycopg import sql
 
 from celeriac import states
 from celeriac.exceptions import WorkerLostError
-from tests.e2e.faultkit import job_rows, lines, wait_lines
+from tests.e2e.faultkit import Outage, job_rows, lines, wait_lines, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -175,3 +175,56 @@ def test_claim_whose_reply_was_lost_is_released(
     worker.wait_for_line("was claimed for this worker but never received; releasing it")
     assert stray.get(timeout=20) == "stray"
     assert lines(order) == ["stray"]
+
+
+def test_worker_waits_for_an_unreachable_database(
+    tasks: Any, fworker: Any, worker_env: dict[str, str], dsn: str
+) -> None:
+    outage = Outage(dsn)  # not serving yet
+    worker_env["CELERIAC_TEST_DSN"] = outage.url
+    try:
+        worker = fworker("-c", "1", ready=False)
+        worker.wait_for_line("cannot reach PostgreSQL")
+        worker.wait_for_line("retry 2")
+        outage.up()
+        worker.wait_for_line(" ready.")
+        assert tasks.whoami.delay().get(timeout=15)
+    finally:
+        outage.down()
+
+
+def test_database_outage_loses_nothing(
+    tasks: Any, fworker: Any, worker_env: dict[str, str], tmp_path: Path, dsn: str, schema: str
+) -> None:
+    """The database goes away for every connection of the worker (refused and reset, as
+    in a server restart) while tasks run and wait: it retries, and when the database is
+    back every task has run exactly once and every outcome is recorded."""
+    marker, gate, order = tmp_path / "started", tmp_path / "gate", tmp_path / "order"
+    outage = Outage(dsn)
+    outage.up()
+    worker_env["CELERIAC_TEST_DSN"] = outage.url
+    try:
+        worker = fworker("-c", "2", "-n", "outage@%h")
+        assert tasks.whoami.delay().get(timeout=10)
+        running = [tasks.tracked.delay(str(marker), str(gate)) for _ in range(2)]
+        wait_lines(marker, 2)
+        queued = [tasks.record.delay(str(order), str(n)) for n in range(10)]
+        outage.down()
+        cut = time.monotonic()
+        worker.wait_for_line("worker connection lost")
+        gate.touch()  # the running tasks end while the database is away
+        worker.wait_for_line("cannot record")
+        # down for about 5 s, longer than the rescuer's grace: heartbeats age meanwhile
+        wait_until(lambda: worker.log.count("retrying in 2.0s") >= 2, 20, "a 5 s outage")
+        outage.up()
+        down_for = time.monotonic() - cut
+        assert [r.get(timeout=30) for r in running] == ["tracked", "tracked"]
+        assert [r.get(timeout=30) for r in queued] == [str(n) for n in range(10)]
+        print(f"\noutage of {down_for:.2f}s: all done {time.monotonic() - cut:.2f}s after the cut")
+        assert len(lines(marker)) == 2
+        assert sorted(lines(order), key=int) == [str(n) for n in range(10)]
+        assert "fencing token" not in worker.log  # no outcome was refused...
+        assert "rescu" not in worker.log and "declared dead" not in worker.log  # ...or rescued
+        assert not job_rows(dsn, schema)
+    finally:
+        outage.down()

@@ -29,6 +29,19 @@ RETURNING id;
 -- A worker that stops cleanly says so.
 UPDATE {schema}.workers SET stopped_at = now() WHERE id = %(worker_id)s;
 
+-- name: adopt_worker
+-- A worker registering again while its previous session still holds the old liveness
+-- lock (a cut the server has not noticed yet): its running jobs move to the new id and
+-- the old row stops, so the rescuer never takes jobs that are still running.
+WITH moved AS (
+    UPDATE {schema}.jobs SET worker_id = %(new_id)s
+    WHERE worker_id = %(old_id)s AND state = 'running'
+    RETURNING id
+)
+UPDATE {schema}.workers SET stopped_at = now()
+WHERE id = %(old_id)s
+RETURNING (SELECT count(*) FROM moved);
+
 -- name: find_dead_workers
 -- Workers that are gone: their liveness lock is not held (the process or its connection
 -- died) and they have not heartbeated for a short grace (a live worker whose session was
