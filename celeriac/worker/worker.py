@@ -215,7 +215,11 @@ class Worker:
 
     def _until_reachable(self, step: Callable[[], T]) -> T:
         """Run a start-up step, retrying with backoff while PostgreSQL is unreachable
-        (Celery's ``broker_connection_retry_on_startup``, ``broker_connection_max_retries``)."""
+        (Celery's ``broker_connection_retry_on_startup``, ``broker_connection_max_retries``).
+
+        Only a server that cannot be reached (refused, timed out, starting up) is waited
+        for; a server that answers "no" (too many clients, authentication, no such
+        database) is a clear error at once — retrying would not change its mind."""
         conf = self.app.conf
         retry = conf.get("broker_connection_retry_on_startup")
         if retry is None:
@@ -227,7 +231,7 @@ class Worker:
                 return step()
             except OperationalError as exc:
                 attempt += 1
-                if not retry or (limit and attempt > limit):
+                if not retry or (limit and attempt > limit) or not _unreachable(exc):
                     raise
                 logger.error(
                     "worker: %s; retry %d%s in %.0fs",
@@ -422,6 +426,25 @@ class Worker:
         except Exception as exc:
             logger.warning("could not mark worker stopped: %s", exc)
         signals.worker_shutdown.send(sender=self)
+
+
+UNREACHABLE = (
+    "connection refused",
+    "timeout expired",
+    "timed out",
+    "no route to host",
+    "network is unreachable",
+    "starting up",
+    "shutting down",
+    "closed the connection unexpectedly",
+    "connection reset",
+)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Does this connection error mean the server is not there (yet)?"""
+    message = str(exc).lower()
+    return any(text in message for text in UNREACHABLE)
 
 
 def _version() -> str:
