@@ -149,7 +149,12 @@ def test_usr1_dumps_stacks_and_keeps_running(tasks: Any, fworker: Any) -> None:
     worker.signal(signal.SIGUSR1)
     start = worker.wait_for_line("most recent call first")
     worker.wait_for_line('File "', start=start)
-    assert tasks.whoami.delay().get(timeout=10) > 0
+    result = tasks.whoami.delay()
+    try:
+        assert result.get(timeout=20) > 0
+    except Exception:
+        print(worker.log)
+        raise
     assert worker.proc.poll() is None
 
 
