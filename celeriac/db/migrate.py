@@ -120,8 +120,11 @@ def refuse_newer(conn: psycopg.Connection[Any], schema: str) -> int | None:
 
 
 def ensure_current(conn: psycopg.Connection[Any], schema: str) -> None:
-    """Migrate if needed; refuse a schema newer than this celeriac knows."""
-    if refuse_newer(conn, schema) != migrations()[-1].version:
+    """Migrate if any known migration is missing (not only the newest: a gap is applied
+    too); refuse a schema newer than this celeriac knows."""
+    if refuse_newer(conn, schema) is None:
+        migrate(conn, schema)
+    elif not {m.version for m in migrations()} <= _applied(conn, schema):
         migrate(conn, schema)
 
 

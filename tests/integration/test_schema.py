@@ -121,6 +121,19 @@ def test_newer_schema_is_refused(dsn: str, schemas: list[str]) -> None:
             migrate.ensure_current(conn, schema)
 
 
+def test_a_missing_middle_migration_is_applied(dsn: str, schemas: list[str]) -> None:
+    """A schema whose newest version is current but which lacks an older one gets it."""
+    schema = new_schema(schemas)
+    ident = sql.Identifier(schema)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate.migrate(conn, schema)
+        conn.execute(sql.SQL("DROP TABLE {}.chords").format(ident))
+        conn.execute(sql.SQL("DELETE FROM {}.schema_version WHERE name = 'chords'").format(ident))
+        migrate.ensure_current(conn, schema)
+        row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.chords",)).fetchone()
+    assert row is not None and row[0] is not None
+
+
 def test_app_migrates_on_first_use(app: Any) -> None:
     assert app.AsyncResult("x").state == states.PENDING
     with app.database.connection() as conn:
