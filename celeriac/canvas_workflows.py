@@ -19,7 +19,7 @@ import copy
 import itertools
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from celeriac import _state
 from celeriac.canvas import Signature, maybe_signature
@@ -119,16 +119,18 @@ class _Workflow(Signature):
         return self.apply_async(args, kwargs)
 
 
-class chain(_Workflow):
-    """Tasks run one after the other, each result prepended to the next task's args."""
+class _TaskList(_Workflow):
+    """A workflow made of a list of signatures (``kwargs["tasks"]``): chain and group."""
+
+    kind = ""
 
     def __init__(self, *tasks: Any, app: Celery | None = None, **options: Any) -> None:
-        steps = [_sig(t, app) for t in _listify(tasks)]
-        super().__init__("celery.chain", (), {"tasks": steps}, options, app=app)
-        self["subtask_type"] = "chain"
+        members = [_sig(t, app) for t in _listify(tasks)]
+        super().__init__(f"celery.{self.kind}", (), {"tasks": members}, options, app=app)
+        self["subtask_type"] = self.kind
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], app: Celery | None = None) -> chain:
+    def from_dict(cls, data: dict[str, Any], app: Celery | None = None) -> Self:
         sig = cls(*data["kwargs"].get("tasks", ()), app=app, **data.get("options", {}))
         sig["args"], sig["immutable"] = list(data.get("args", ())), data.get("immutable", False)
         return sig
@@ -142,6 +144,12 @@ class chain(_Workflow):
         if self._app is None and self.tasks:
             return self.tasks[0].app
         return self._app or _state.get_current_app()
+
+
+class chain(_TaskList):
+    """Tasks run one after the other, each result prepended to the next task's args."""
+
+    kind = "chain"
 
     def parts(self) -> list[Signature]:
         return self.steps()
@@ -251,29 +259,10 @@ class chain(_Workflow):
         return " | ".join(repr(t) for t in self.tasks) or "chain(<empty>)"
 
 
-class group(_Workflow):
+class group(_TaskList):
     """Tasks run in parallel; the result is a GroupResult in group order."""
 
-    def __init__(self, *tasks: Any, app: Celery | None = None, **options: Any) -> None:
-        members = [_sig(t, app) for t in _listify(tasks)]
-        super().__init__("celery.group", (), {"tasks": members}, options, app=app)
-        self["subtask_type"] = "group"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], app: Celery | None = None) -> group:
-        sig = cls(*data["kwargs"].get("tasks", ()), app=app, **data.get("options", {}))
-        sig["args"], sig["immutable"] = list(data.get("args", ())), data.get("immutable", False)
-        return sig
-
-    @property
-    def tasks(self) -> list[Signature]:
-        return self["kwargs"]["tasks"]  # type: ignore[no-any-return]
-
-    @property
-    def app(self) -> Celery:
-        if self._app is None and self.tasks:
-            return self.tasks[0].app
-        return self._app or _state.get_current_app()
+    kind = "group"
 
     def __len__(self) -> int:
         return len(self.tasks)
