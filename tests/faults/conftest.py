@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +20,7 @@ import pytest
 from psycopg import sql
 
 from tests.faults.cluster import Cluster
+from tests.procs import WorkerProcess
 
 HERE = Path(__file__).parent
 REPORT: list[str] = []
@@ -68,85 +66,6 @@ def fapp(cluster: Cluster, fschema: str) -> Iterator[Any]:
     client.close()
 
 
-class Worker:
-    """A ``celeriac worker`` subprocess whose log lines can be awaited."""
-
-    def __init__(
-        self, args: list[str], env: dict[str, str], logfile: Path, pre: tuple[str, ...] = ()
-    ) -> None:
-        self.lines: list[str] = []
-        self.cond = threading.Condition()
-        self.logfile = logfile
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celeriac",
-                "-A",
-                "faultproj",
-                *pre,
-                "worker",
-                "-l",
-                "info",
-                *args,
-            ],
-            cwd=HERE,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with open(self.logfile, "a") as out:
-            for line in self.proc.stdout:
-                out.write(line)
-                with self.cond:
-                    self.lines.append(line.rstrip("\n"))
-                    self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def wait_for_line(self, text: str, timeout: float = 30, start: int = 0) -> int:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for index in range(start, len(self.lines)):
-                    if text in self.lines[index]:
-                        return index
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
-                    raise AssertionError(f"no log line with {text!r}; log:\n" + self.log)
-                self.cond.wait(remaining)
-
-    @property
-    def log(self) -> str:
-        with self.cond:
-            return "\n".join(self.lines)
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.reader.join(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
 @pytest.fixture
 def runlog(tmp_path: Path) -> Path:
     return tmp_path / "runs.log"
@@ -168,15 +87,24 @@ def worker_env(cluster: Cluster, fschema: str, runlog: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Worker]]:
-    started: list[Worker] = []
+def start_worker(
+    worker_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
 
     def start(
         *args: str, env: dict[str, str] | None = None, ready: bool = True, pre: tuple[str, ...] = ()
-    ) -> Worker:
+    ) -> WorkerProcess:
         """Start a worker; ``pre`` are global options (``-b URL``) put before ``worker``."""
         logfile = tmp_path / f"worker{len(started)}.log"
-        worker = Worker(list(args), {**worker_env, **(env or {})}, logfile, pre)
+        worker = WorkerProcess(
+            list(args),
+            {**worker_env, **(env or {})},
+            app="faultproj",
+            cwd=HERE,
+            pre=pre,
+            logfile=logfile,
+        )
         started.append(worker)
         if ready:
             worker.wait_for_line(" ready.")
