@@ -32,6 +32,12 @@ class CelerySystem(System):
         self.reset()
 
     def reset(self) -> None:
+        # A fresh client per workload: Celery's Redis result consumer subscribes to every
+        # task it sends; thousands of stale subscriptions from the last workload would
+        # fill its pub/sub buffer (Redis then cuts the client) and stall the next get().
+        self.app.close()
+        self.app = celery_app.make_app(self.broker, self.backend)
+        self.app.finalize()
         try:
             with self.app.connection_for_write() as conn:
                 conn.default_channel.queue_purge("celery")
@@ -45,8 +51,6 @@ class CelerySystem(System):
                     # created by Celery/kombu at first use
                     if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]:
                         conn.execute(f"DELETE FROM {table}")
-        if self.broker.startswith("redis://"):
-            redis.Redis.from_url(self.broker).flushdb()
 
     def teardown(self) -> None:
         self.close_poll()
