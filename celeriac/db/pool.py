@@ -77,7 +77,8 @@ class Database:
             open=True,
             timeout=POOL_WAIT,
             name=f"celeriac-{self.schema}",
-            check=ConnectionPool.check_connection if self.check_connections else None,
+            check=check_if_idle if self.check_connections else None,
+            reset=_note_return if self.check_connections else None,
         )
 
     @contextmanager
@@ -131,6 +132,24 @@ class Database:
         if self._pool is not None and self._pid == os.getpid():
             self._pool.close()
         self._pool = None
+
+
+CHECK_AFTER_IDLE = 1.0  # seconds
+
+
+def _note_return(conn: psycopg.Connection[Any]) -> None:
+    conn._celeriac_returned = time.monotonic()  # type: ignore[attr-defined]
+
+
+def check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check (one empty query), only for a connection that sat idle in the
+    pool for over CHECK_AFTER_IDLE: a session used a moment ago is almost surely alive,
+    and checking it would double the round trips of back-to-back ``delay()`` calls. If it
+    was cut in that moment the caller's statement fails as it would have without a check."""
+    returned = getattr(conn, "_celeriac_returned", None)
+    if returned is not None and time.monotonic() - returned < CHECK_AFTER_IDLE:
+        return
+    ConnectionPool.check_connection(conn)
 
 
 @contextmanager
