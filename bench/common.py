@@ -13,7 +13,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,3 +229,49 @@ def stamp(path: str, *fields: Any) -> None:
         os.write(fd, (" ".join(str(f) for f in fields) + "\n").encode())
     finally:
         os.close(fd)
+
+
+@contextmanager
+def chord_app_workers(prefix: str, count: int, concurrency: int) -> Iterator[Any]:
+    """``bench.chord_app`` in a fresh schema with ``count`` live workers; yields the app.
+
+    Waits until every worker is registered (not a fixed sleep); afterwards stops the
+    workers (TERM to their process groups), closes the app and drops the schema.
+    """
+    url = os.environ.setdefault("CELERIAC_BROKER_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    schema = os.environ["CELERIAC_SCHEMA"] = f"bench_{prefix}_{uuid.uuid4().hex[:8]}"
+    from bench.chord_app import app
+
+    app.ensure_schema()
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celeriac",
+                "-A",
+                "bench.chord_app",
+                "worker",
+                "-l",
+                "warning",
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{prefix}{n}@%h",
+            ],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in range(count)
+    ]
+    try:
+        wait_until(lambda: len(app.control.live_nodes()) >= count, 60, 0.1, "workers to come up")
+        yield app
+    finally:
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(30)
+        app.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

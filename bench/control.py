@@ -9,20 +9,14 @@ the end. Workers run in their own process groups and are stopped by group id.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-import uuid
 
-import psycopg
 from psycopg import sql
 
-from bench.common import latency_summary
-
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from bench.common import chord_app_workers, latency_summary
 
 
 def main() -> None:
@@ -31,31 +25,10 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=50)
     parser.add_argument("--beat-seconds", type=float, default=10.0)
     options = parser.parse_args()
-    url = os.environ.setdefault("CELERIAC_BROKER_URL", DEFAULT_URL)
-    schema = os.environ["CELERIAC_SCHEMA"] = f"bench_control_{uuid.uuid4().hex[:8]}"
-    from bench.chord_app import app
-
-    app.ensure_schema()
-    workers = [_start_worker(n) for n in range(options.workers)]
-    try:
-        _wait_live(app, options.workers)
+    with chord_app_workers("control", options.workers, 1) as app:
         _pings(app, options.workers, options.pings)
         _status_cli()
         _beats(app, options.beat_seconds)
-    finally:
-        for worker in workers:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(30)
-        app.close()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-def _wait_live(app: object, count: int) -> None:
-    deadline = time.monotonic() + 60
-    while len(app.control.live_nodes()) < count:  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, "workers did not come up"
-        time.sleep(0.1)
 
 
 def _pings(app: object, workers: int, pings: int) -> None:
@@ -113,14 +86,6 @@ def _beats(app: object, seconds: float) -> None:
         f"2 beats, 1 s schedule, {seconds:.0f} s: {len(rows)} ticks ({distinct} distinct "
         f"instants; published by beat 1: {beats[0].published}, beat 2: {beats[1].published}); "
         f"lateness p50 {stats['p50']:.1f} ms, max {stats['max']:.1f} ms"
-    )
-
-
-def _start_worker(n: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "celeriac", "-A", "bench.chord_app", "worker"]
-    command += ["-l", "warning", "-c", "1", "-n", f"control{n}@%h"]
-    return subprocess.Popen(
-        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
 
