@@ -15,7 +15,6 @@ not leave tasks running on that another worker is about to run again.
 from __future__ import annotations
 
 import ctypes
-import faulthandler
 import logging
 import multiprocessing
 import os
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING
 from celeriac import signals
 from celeriac.exceptions import Terminated, TimeLimitExceeded, WorkerLostError
 from celeriac.message import Job
+from celeriac.worker import stacks
 from celeriac.worker.executor import Execution, Guard
 from celeriac.worker.pool import BasePool, Running, alarm_guard, cold_shutdown_error
 
@@ -80,7 +80,7 @@ def _child_main(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        stacks.install()
         signals.worker_process_init.send(sender=None)
         app.on_after_fork.send(sender=app)
         _serve(app, conn, hostname, max_tasks, max_memory_kib)

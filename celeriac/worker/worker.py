@@ -9,7 +9,6 @@ then restart in place (exec); USR1 = dump every thread's stack to stderr.
 from __future__ import annotations
 
 import datetime as dt
-import faulthandler
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from celeriac.exceptions import (
     WorkerLostError,
 )
 from celeriac.message import Job
+from celeriac.worker import stacks
 from celeriac.worker.completer import Completer
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.control import Panel
@@ -350,7 +350,7 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_int)
         signal.signal(signal.SIGQUIT, lambda s, f: self.request_shutdown("cold"))
         signal.signal(signal.SIGHUP, lambda s, f: self.request_shutdown("restart"))
-        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
+        stacks.install()
 
     def _on_int(self, signum: int, frame: Any) -> None:
         self.int_count += 1
