@@ -1,4 +1,5 @@
-"""Tasks every app has, as in Celery: ``celery.map``, ``celery.starmap``, ``celery.chunks``.
+"""Tasks every app has, as in Celery: ``celery.map``, ``celery.starmap``, ``celery.chunks``,
+``celery.accumulate`` (the body ``replace()`` gives a group: its results as a list).
 
 ``task.map(it)`` / ``task.starmap(it)`` send ONE message that runs the task over every
 item in a single worker (in-process calls, no messages per item); the result is a list.
@@ -30,6 +31,11 @@ def register_builtins(app: Celery) -> None:
 
         return make_chunks(task, it, n, app=app).apply_async().id
 
+    def accumulate(*args: Any, **kwargs: Any) -> Any:
+        index = kwargs.get("index")
+        return args[index] if index is not None else args
+
+    app._task_from_fun(accumulate, name="celery.accumulate")
     app._task_from_fun(xmap, name="celery.map")
     app._task_from_fun(xstarmap, name="celery.starmap")
     app._task_from_fun(chunks, name="celery.chunks")

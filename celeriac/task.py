@@ -349,6 +349,10 @@ class Task:
         ret = Retry(exc=exc, when=when, sig=sig, is_eager=bool(request.is_eager))
         if throw:
             raise ret
+        from celeriac import task_sends
+
+        if task_sends.in_worker(request):  # sent with this run's outcome; the run goes on
+            task_sends.send_retry(self, ret)
         return ret
 
     def backoff_countdown(self, retries: int) -> float:
@@ -441,6 +445,30 @@ class Task:
         self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
         """Run in the worker after the task returned, whatever its state."""
+
+    def replace(self, sig: Any) -> Any:
+        """Replace this task with ``sig``, which inherits its id, callbacks, errbacks, the
+        rest of its chain and its chord membership; raises ``Ignore`` (Celery 4+).
+
+        ``return self.replace(sig)``: eagerly it returns the replacement's result.
+        """
+        from celeriac import task_sends
+
+        return task_sends.replace(self, sig)
+
+    def on_replace(self, sig: Any) -> Any:
+        """Handler called by ``replace()`` with the replacing signature; an override
+        must ``return super().on_replace(sig)``, which sends it and raises ``Ignore``."""
+        from celeriac import task_sends
+
+        return task_sends.send_replacement(self, sig)
+
+    def add_to_chord(self, sig: Any, lazy: bool = False) -> Any:
+        """Add ``sig`` to the chord this task is part of: its result joins the body's
+        list (after the header's). ``lazy``: return the signature; you send it."""
+        from celeriac.chord_add import add_to_chord
+
+        return add_to_chord(self, sig, lazy)
 
     def send_event(self, type_: str, **fields: Any) -> None:
         """Events are not sent by celeriac; states live in the database."""

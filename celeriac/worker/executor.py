@@ -20,7 +20,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from celeriac import _state, serialization, signals, states
+from celeriac import _state, serialization, signals, states, task_sends
 from celeriac.exceptions import (
     ContentDisallowed,
     DatabaseError,
@@ -177,6 +177,7 @@ class Execution:
                 outcome = self.classify(task, request, ran, runtime)
             except Exception as exc:  # a handler (on_success...) or a callback failed
                 outcome = self.internal_error(exc)
+            task_sends.attach(task.request, outcome)
             self.postrun(task, request, ran)
             return outcome
         finally:

@@ -50,3 +50,12 @@ SELECT group_id FROM joined WHERE remaining <= 0;
 -- name: prune_chords
 -- Forget chords whose header never completed (a part dead-lettered, results expired).
 DELETE FROM {schema}.chords WHERE created_at < now() - make_interval(secs => %(expires)s::float8);
+
+-- name: add_to_chord
+-- Task.add_to_chord: one more header task, its result last in the body's list. Runs while
+-- the calling header task still counts, so the chord cannot have joined yet; the new
+-- task's message is published in the same transaction.
+UPDATE {schema}.chords
+SET task_ids = task_ids || %(task_id)s::text, remaining = remaining + 1
+WHERE group_id = %(group_id)s
+RETURNING group_id;

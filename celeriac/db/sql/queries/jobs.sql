@@ -138,8 +138,11 @@ WITH o AS (
     WHERE h.parent IN (SELECT id FROM done)
     ON CONFLICT (group_id) DO NOTHING
 ), parts AS (
+    -- a task that replaced itself (Task.replace) is not counted: its replacement, which
+    -- has its id and its chord membership, is counted when it ends
     SELECT d.headers->>'group' AS group_id, count(*)::int AS n
-    FROM done AS d WHERE d.headers->>'group' IS NOT NULL
+    FROM done AS d JOIN o ON o.job_id = d.id
+    WHERE d.headers->>'group' IS NOT NULL AND o.status <> 'REPLACED'
     GROUP BY 1
 ), locked AS MATERIALIZED (
     SELECT c.group_id FROM {schema}.chords AS c
