@@ -458,6 +458,10 @@ class Celery:
                 broker.publish(messages, conn=connection, chords=chords)
         else:
             self._publish_with_retry(messages, retry, retry_policy, chords)
+        if self.conf.task_send_sent_event:
+            from celeriac.events import record_sent
+
+            record_sent(self, messages, connection)
         for message in messages:
             signals.after_task_publish.send(
                 sender=message.task_name, body=message.body, exchange="", routing_key=message.queue

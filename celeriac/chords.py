@@ -120,6 +120,10 @@ class ChordJoiner:
             planner = Planner(app, parent_id=task_ids[-1] if task_ids else None)
             planner.add(body, [values])
             app.broker.publish(planner.plan.messages, conn=conn, chords=planner.plan.chords)
+            if app.conf.task_send_sent_event:
+                from celeriac.events import record_sent
+
+                record_sent(app, planner.plan.messages, conn)
             return []
         return self._fail(conn, body, error, after)
 

@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
         "interval_step": 0.2,
     },
     "task_max_payload_size": 10 * 1024 * 1024,
+    "task_send_sent_event": False,
+    "worker_send_task_events": False,
     "worker_concurrency": None,
     "worker_prefetch_multiplier": 4,
     "worker_max_tasks_per_child": None,

@@ -2,7 +2,8 @@
 
 Celery sends events to a fanout exchange; here each event is a row in ``events`` with
 Celery's type names and fields (task-received, task-started, task-succeeded,
-task-failed, task-retried, task-revoked) and a NOTIFY, so ``celeriac events`` (or any
+task-failed, task-retried, task-revoked; task-sent from publishers with
+``task_send_sent_event``) and a NOTIFY, so ``celeriac events`` (or any
 monitor) can follow them. Recording hooks Celery's signals in the worker, so it works
 in every pool (prefork children record their own task-started/succeeded/failed). Each
 event costs one INSERT: enable it for monitoring, not for peak throughput.
@@ -14,13 +15,17 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
 from celeriac.db.queries import query
 
 if TYPE_CHECKING:
+    import psycopg
+
     from celeriac.app import Celery
+    from celeriac.message import Message
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +123,49 @@ class EventRecorder:
         )
 
 
+def sent_fields(message: Message) -> dict[str, Any]:
+    """Celery's task-sent fields for a published message."""
+    headers = message.headers
+    return {
+        "name": message.task_name,
+        "args": headers.get("argsrepr"),
+        "kwargs": headers.get("kwargsrepr"),
+        "retries": message.retries,
+        "eta": message.eta.isoformat() if message.eta else None,
+        "expires": message.expires.isoformat() if message.expires else None,
+        "queue": message.queue,
+        "exchange": "",
+        "routing_key": message.queue,
+        "root_id": headers.get("root_id"),
+        "parent_id": headers.get("parent_id"),
+    }
+
+
+def record_sent(
+    app: Celery, messages: Sequence[Message], conn: psycopg.Connection[Any] | None = None
+) -> None:
+    """task-sent events (``task_send_sent_event``) for messages just published — on
+    ``conn`` when given (the publishing transaction: no event without its task)."""
+    if not messages:
+        return
+    db = app.database
+    params = {
+        "type": "task-sent",
+        "hostname": messages[0].headers.get("origin"),
+        "task_ids": [m.task_id for m in messages],
+        "fields": [json.dumps(sent_fields(m), default=repr) for m in messages],
+        "channel": events_channel(db.schema),
+    }
+    if conn is not None:
+        conn.execute(query("insert_events", db.schema), params)
+        return
+    try:
+        with db.connection() as own:
+            own.execute(query("insert_events", db.schema), params)
+    except Exception as exc:  # the tasks are queued; only monitoring loses the event
+        logger.warning("could not record task-sent for %d task(s): %s", len(messages), exc)
+
+
 def _current_id(task: Any) -> str | None:
     request = getattr(task, "request", None)
     return getattr(request, "id", None)
@@ -135,4 +183,4 @@ def read_events(app: Celery, after: int, limit: int = 1000) -> list[dict[str, An
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-__all__ = ["EventRecorder", "events_channel", "read_events"]
+__all__ = ["EventRecorder", "events_channel", "read_events", "record_sent", "sent_fields"]

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celeriac import states
@@ -23,6 +24,7 @@ from celeriac.worker.executor import Outcome
 if TYPE_CHECKING:
     from celeriac.backend import Backend
     from celeriac.broker import Broker
+    from celeriac.message import Message
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,8 @@ class Completer:
         self.stopping = False
         self.abandon = threading.Event()
         self.conn: Any = None
+        # task_send_sent_event: records task-sent for what accepted outcomes published
+        self.sent: Callable[[list[Message]], None] | None = None
         self.thread = threading.Thread(target=self._run, name="celeriac-completer", daemon=True)
 
     def start(self) -> None:
@@ -181,7 +185,10 @@ class Completer:
         backoff = 0.1
         while True:
             try:
-                self._report(outcomes, self._commit(outcomes))
+                accepted = self._commit(outcomes)
+                self._report(outcomes, accepted)
+                if self.sent is not None:
+                    self.sent([m for o in outcomes if o.job_id in accepted for m in o.publish])
                 return
             except Exception as exc:
                 if not self._lost_connection(exc):

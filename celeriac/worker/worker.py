@@ -9,6 +9,7 @@ then restart in place (exec); USR1 = dump every thread's stack to stderr.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -139,6 +140,10 @@ class Worker:
         self.completer = Completer(
             app.broker, app.database, self.hostname, self.result_expires, app.backend
         )
+        if app.conf.task_send_sent_event:
+            from celeriac.events import record_sent
+
+            self.completer.sent = functools.partial(record_sent, app)
         self.pool = pool_class(self.pool_name)(
             app,
             self.concurrency,

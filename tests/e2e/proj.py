@@ -9,6 +9,8 @@ from pathlib import Path
 from celeriac import Celery
 
 app = Celery("proj", broker=os.environ.get("CELERIAC_TEST_DSN"))
+# the task-sent event test turns Celery's setting on in its workers
+app.conf.task_send_sent_event = bool(os.environ.get("PROJ_SENT_EVENTS"))
 
 
 @app.task
