@@ -143,8 +143,11 @@ class Workers:
 
     def rss_mib(self) -> float:
         """Resident memory of every process in the workers' process groups, in MiB."""
-        groups = {proc.pid for proc in self.procs}
-        total_kib = 0
+        return sum(self.rss_by_worker())
+
+    def rss_by_worker(self) -> list[float]:
+        """Resident memory of each worker's whole process group (parent and pool), in MiB."""
+        kib = {proc.pid: 0 for proc in self.procs}
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
@@ -152,9 +155,10 @@ class Workers:
                 fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[2]) in groups:  # field 5 of stat: process group
-                total_kib += int(fields[21]) * PAGE_KIB  # field 24: rss in pages
-        return total_kib / 1024
+            group = int(fields[2])  # field 5 of stat: process group
+            if group in kib:
+                kib[group] += int(fields[21]) * PAGE_KIB  # field 24: rss in pages
+        return [kib[proc.pid] / 1024 for proc in self.procs]
 
     def stop(self, timeout: float = 20) -> None:
         """Warm shutdown (SIGTERM to each group); SIGKILL whatever is left after ``timeout``."""

@@ -22,11 +22,20 @@ class System:
 
     def count(self, query: str) -> int:
         """Run a count query on one kept connection (polling must not open a session each time)."""
+        row = self.poll_conn().execute(query).fetchone()
+        return int(row[0]) if row else 0
+
+    def query(self, query: Any, params: Any = None) -> list[Any]:
+        """The rows of a query (text or ``psycopg.sql``), on the kept autocommit connection."""
+        rows: list[Any] = self.poll_conn().execute(query, params).fetchall()
+        return rows
+
+    def poll_conn(self) -> Any:
+        """The kept autocommit connection to the system's database."""
         if self._poll_conn is None or self._poll_conn.closed:
             assert self.db_dsn is not None
             self._poll_conn = psycopg.connect(self.db_dsn, autocommit=True)
-        row = self._poll_conn.execute(query).fetchone()
-        return int(row[0]) if row else 0
+        return self._poll_conn
 
     def close_poll(self) -> None:
         if self._poll_conn is not None:

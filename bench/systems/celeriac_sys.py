@@ -73,7 +73,8 @@ class CeleriacSystem(System):
     def done(self) -> int:
         return self.count(f'SELECT count(*) FROM "{self.schema}".results')
 
-    def workers(self, concurrency: int) -> Workers:
+    def workers(self, concurrency: int, count: int = 1) -> Workers:
+        """``count`` worker processes (each its own process group) of ``concurrency`` slots."""
         env = dict(os.environ, BENCH_DSN=self.db_dsn or "", BENCH_SCHEMA=self.schema)
         command = [
             python(),
@@ -89,7 +90,9 @@ class CeleriacSystem(System):
             "-P",
             self.pool,
         ]
-        return Workers([command], env)
+        if count == 1:
+            return Workers([command], env)
+        return Workers([[*command, "-n", f"bench{n}@%h"] for n in range(1, count + 1)], env)
 
     def send_started(self, sent: float, path: str) -> None:
         self._task("started").delay(sent, path)

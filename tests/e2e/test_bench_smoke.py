@@ -49,3 +49,64 @@ def test_bench_smoke_runs_and_reports(dsn: str, tmp_path: Path) -> None:
     assert results["latency"]["start.p99"]["median"] > 0
     assert results["latency"]["roundtrip.p50"]["median"] > 0
     assert "### Drain" in proc.stdout
+
+
+def _bench(module: str, dsn: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bench.<module>`` in a throwaway schema of the test database."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            f"bench.{module}",
+            "--in-place",
+            "--dsn",
+            dsn,
+            "--json",
+            str(out),
+            *args,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+
+
+def test_load_smoke_drains_every_task_and_prunes(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    proc = _bench("load", dsn, out, "--tasks", "2000", "--batch", "500", "--prune", "direct")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["publish"]["sent"] == 2000
+    assert report["verify"] == {
+        "sent": 2000,
+        "results": {"SUCCESS": 2000},
+        "jobs_left": 0,
+        "ok": True,
+    }
+    assert sorted(report["drain"]["rss_mib"]) == ["0", "100", "25", "50", "75"]
+    assert len(report["drain"]["rate_per_tenth"]) == 10
+    assert set(report["sizes"]) == {
+        "before",
+        "backlog queued",
+        "drained",
+        "expired (UPDATE)",
+        "pruned",
+        "vacuumed",
+    }
+    assert report["sizes"]["backlog queued"]["jobs"]["total_mib"] > 0
+    assert "every task recorded" in proc.stdout
+
+
+def test_soak_smoke_accounts_for_every_task(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    proc = _bench("soak", dsn, out, "--seconds", "4", "--interval", "2", "--rate", "50")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    totals = json.loads(out.read_text())["totals"]
+    assert totals["sent"] == 200
+    assert totals["results"] == {"SUCCESS": 200}
+    assert totals["missing"] == totals["jobs_left"] == totals["publish_errors"] == 0
+    assert [row["sent"] for row in totals["intervals"]] == [100, 100]
+    assert totals["start_p99_ms"] > 0
+    assert "every task accounted for" in proc.stdout
