@@ -29,6 +29,7 @@ Exits 1 when a task is missing.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import itertools
 import os
 import sys
@@ -209,9 +210,10 @@ def expire(system: CeleriacSystem) -> float:
     return time.perf_counter() - began
 
 
-def prune(system: CeleriacSystem, mode: str, timeout: float) -> float:
+def prune(system: CeleriacSystem, mode: str, timeout: float) -> dict[str, float]:
     """Wait for the running workers' maintenance leader to prune (``leader``), or run the
-    leader's round here (``direct``); seconds until no result is left."""
+    leader's round here (``direct``), until no result is left. Seconds in all, and how
+    long the pruning transaction itself was open (seen in ``pg_stat_activity``)."""
     began = time.perf_counter()
     if mode == "direct":
         leader = Maintenance(system.app, "bench-load", 1.0, 60.0, 86400.0)
@@ -223,21 +225,62 @@ def prune(system: CeleriacSystem, mode: str, timeout: float) -> float:
         finally:
             conn.close()
     left = sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.results)").format(sql.Identifier(system.schema))
+    pruning = (
+        "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state = 'active' AND pid <> pg_backend_pid() AND query LIKE %s"
+    )
+    pattern = f"%DELETE FROM%{system.schema}%results%expires_at < now()%"
+    opened: dt.datetime | None = None
     while system.query(left)[0][0]:
         if time.perf_counter() - began > timeout:
             raise TimeoutError(f"results not pruned after {timeout:.0f} s")
-        time.sleep(0.5)
-    return time.perf_counter() - began
-
-
-def vacuum(system: CeleriacSystem) -> float:
-    began = time.perf_counter()
-    system.poll_conn().execute(
-        sql.SQL("VACUUM {}, {}").format(
-            sql.Identifier(system.schema, "jobs"), sql.Identifier(system.schema, "results")
-        )
+        opened = opened or system.query(pruning, (pattern,))[0][0]
+        time.sleep(0.2)
+    seconds = time.perf_counter() - began
+    open_s = (dt.datetime.now(dt.UTC) - opened).total_seconds() if opened else float("nan")
+    print(
+        f"pruned by the maintenance leader after {seconds:.1f} s (its prune transaction "
+        f"open ~{open_s:.1f} s)",
+        flush=True,
     )
-    return time.perf_counter() - began
+    return {"seconds": seconds, "transaction_s": open_s}
+
+
+def vacuum(system: CeleriacSystem) -> dict[str, Any]:
+    """VACUUM both tables (what autovacuum would do); seconds and what it said about
+    truncating the emptied tail of each table (VERBOSE)."""
+    conn = system.poll_conn()
+    said: list[str] = []
+
+    def note(diag: Any) -> None:  # the truncation and the pages line of each table
+        text = diag.message_primary or ""
+        if "truncat" in text:
+            said.append(text.splitlines()[0])
+        elif text.startswith("finished vacuuming") and "pg_toast" not in text:
+            table = text.split('"')[1].rsplit(".", 1)[-1]
+            said.extend(
+                f"{table} {line}" for line in text.splitlines() if line.startswith("pages:")
+            )
+
+    conn.add_notice_handler(note)
+    began = time.perf_counter()
+    try:
+        conn.execute(
+            sql.SQL("VACUUM (VERBOSE) {}, {}").format(
+                sql.Identifier(system.schema, "jobs"), sql.Identifier(system.schema, "results")
+            )
+        )
+    finally:
+        conn.remove_notice_handler(note)
+    seconds = time.perf_counter() - began
+    print(f"VACUUM in {seconds:.1f} s: " + "; ".join(said), flush=True)
+    return {"seconds": seconds, "notices": said}
+
+
+def server(system: CeleriacSystem) -> dict[str, str]:
+    """The server settings the table sizes depend on."""
+    names = ("server_version", "autovacuum", "shared_buffers", "synchronous_commit")
+    return {name: system.query(f"SHOW {name}")[0][0] for name in names}
 
 
 def run(options: argparse.Namespace) -> dict[str, Any]:
@@ -254,6 +297,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             report["sizes"][label] = table_sizes(system)
             print(format_sizes(label, report["sizes"][label]), flush=True)
 
+        report["server"] = server(system)
+        print(f"  server: {report['server']}", flush=True)
         snapshot("before")
         report["publish"] = publish(system, n, options.batch)
         snapshot("backlog queued")
@@ -265,14 +310,15 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             report["verify"] = verify(system, n)
             report["expire_s"] = expire(system)
             snapshot("expired (UPDATE)")
-            report["prune_s"] = prune(system, options.prune, 600.0)
-            print(f"pruned by the maintenance leader in {report['prune_s']:.1f} s", flush=True)
+            report["prune"] = prune(system, options.prune, 600.0)
             snapshot("pruned")
-            report["vacuum_s"] = vacuum(system)
+            report["vacuum"] = vacuum(system)
             snapshot("vacuumed")
             report["rss_after_mib"] = workers.rss_by_worker()
         finally:
             workers.stop()
+        report["vacuum_idle"] = vacuum(system)
+        snapshot("vacuumed, no workers")
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 

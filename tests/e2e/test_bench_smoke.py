@@ -94,6 +94,7 @@ def test_load_smoke_drains_every_task_and_prunes(dsn: str, tmp_path: Path) -> No
         "expired (UPDATE)",
         "pruned",
         "vacuumed",
+        "vacuumed, no workers",
     }
     assert report["sizes"]["backlog queued"]["jobs"]["total_mib"] > 0
     assert "every task recorded" in proc.stdout
