@@ -9,9 +9,10 @@ holds even when a call stalls) to ``--workers`` live, warmed-up workers. Every
 that interval, enqueue → start latency p50/p99/max (the result's ``date_started``
 minus the time just before ``delay()``), enqueue → completion p50/p99 (``date_done``:
 the worker's transaction that stored the outcome), errors (failed publishes and
-non-SUCCESS results) and the workers' resident memory. At the end: totals, every task
-accounted for (a SUCCESS result each, no job left), the workers' memory in the first
-versus the last interval and the ``jobs``/``results`` sizes.
+non-SUCCESS results), how far the sends fell behind their clock (a producer that cannot
+keep up shows there, instead of as a lower rate) and the workers' resident memory. At
+the end: totals, every task accounted for (a SUCCESS result each, no job left), the
+workers' memory in the first versus the last interval and the ``jobs``/``results`` sizes.
 
 Uses a database of its own (``--database``, created and dropped) on the ``--dsn``
 server. Exits 1 when a task is unaccounted for or failed.
@@ -65,8 +66,9 @@ class Sender(threading.Thread):
         super().__init__(name="soak-sender", daemon=True)
         self.task = system.app.tasks["bench.noop"]
         self.rate, self.began, self.until = rate, began, until
-        # (task id or None if the publish failed, time.time() before it, when it was due)
-        self.sent: queue.SimpleQueue[tuple[str | None, float, float]] = queue.SimpleQueue()
+        # (task id or None if the publish failed, time.time() and time.monotonic() before
+        # it, how late it was on its clock)
+        self.sent: queue.SimpleQueue[tuple[str | None, float, float, float]] = queue.SimpleQueue()
         self.errors: list[str] = []
         self.max_late = 0.0
 
@@ -79,15 +81,15 @@ class Sender(threading.Thread):
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            else:
-                self.max_late = max(self.max_late, -pause)
             i += 1
-            at = time.time()
+            at, now = time.time(), time.monotonic()
+            late = max(0.0, now - due)
+            self.max_late = max(self.max_late, late)
             try:
-                self.sent.put((self.task.delay().id, at, due))
+                self.sent.put((self.task.delay().id, at, now, late))
             except Exception as exc:  # counted and shown, never fatal: the clock goes on
                 self.errors.append(f"{type(exc).__name__}: {exc}")
-                self.sent.put((None, at, due))
+                self.sent.put((None, at, now, late))
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Interval:
     sent: int = 0
     completed: int = 0
     errors: int = 0
+    late: float = 0.0  # the latest send behind its clock, s
     start: list[float] = field(default_factory=list)
     done: list[float] = field(default_factory=list)
 
@@ -107,6 +110,7 @@ class Interval:
             "sent": self.sent,
             "completed": self.completed,
             "errors": self.errors,
+            "send_late_max_ms": self.late * 1000,
             "rss_mib": rss,
             "loadavg": os.getloadavg()[0],
         }
@@ -130,14 +134,15 @@ def print_row(row: dict[str, Any]) -> None:
     )
     print(
         f"{row['end_s']:6.0f} s {row['sent']:7,} {row['completed']:9,}  {lat}  "
-        f"{row['errors']:6}  {row['rss_mib']:6.0f}  {row['loadavg']:5.2f}",
+        f"{row['errors']:6}  {row['send_late_max_ms']:7.0f}  {row['rss_mib']:6.0f}  "
+        f"{row['loadavg']:5.2f}",
         flush=True,
     )
 
 
 HEADER = (
     f"{'until':>8} {'sent':>7} {'completed':>9}  {'start p50':>7} {'p99':>7} {'max ms':>8}  "
-    f"{'done p50':>7} {'p99 ms':>7}  {'errors':>6}  {'RSS':>6}  {'load':>5}"
+    f"{'done p50':>7} {'p99 ms':>7}  {'errors':>6}  {'late ms':>7}  {'RSS':>6}  {'load':>5}"
 )
 
 
@@ -151,6 +156,8 @@ class Collector:
         self.count = max(1, math.ceil(seconds / length - 1e-9))  # stragglers: the last one
         self.pending: dict[str, float] = {}
         self.intervals: list[Interval] = []
+        self.closed = 0  # intervals already reported: later news goes to the current one
+        self.total_sent = 0
         self.outcomes: dict[str, int] = {}
         self.select = sql.SQL(
             "SELECT task_id, status, extract(epoch FROM date_started), "
@@ -160,7 +167,7 @@ class Collector:
     def current(self, at: float | None = None) -> Interval:
         """The interval of monotonic time ``at`` (now), stragglers in the last one."""
         elapsed = (time.monotonic() if at is None else at) - self.sender.began
-        index = min(self.count - 1, int(elapsed / self.length))
+        index = min(self.count - 1, max(self.closed, int(elapsed / self.length)))
         while len(self.intervals) <= index:
             self.intervals.append(Interval())
         return self.intervals[index]
@@ -168,12 +175,14 @@ class Collector:
     def collect(self) -> None:
         while True:
             try:
-                task_id, at, due = self.sender.sent.get_nowait()
+                task_id, at, when, late = self.sender.sent.get_nowait()
             except queue.Empty:
                 break
-            self.current(due).sent += 1
+            self.total_sent += 1
+            self.current(when).sent += 1
+            self.current(when).late = max(self.current(when).late, late)
             if task_id is None:
-                self.current(due).errors += 1  # the publish failed
+                self.current(when).errors += 1  # the publish failed
             else:
                 self.pending[task_id] = at
         interval = self.current()
@@ -209,6 +218,7 @@ def soak(system: CeleriacSystem, workers: Workers, options: argparse.Namespace) 
             row = item.row(len(rows), workers.rss_mib(), options.interval)
             row["end_s"] = min(row["end_s"], seconds)
             rows.append(row)
+            collector.closed = len(rows)
             all_start.extend(item.start)
             all_done.extend(item.done)
             print_row(row)
@@ -235,7 +245,7 @@ def summarise(
     done: list[float],
     seconds: float,
 ) -> dict[str, Any]:
-    sent = sum(row["sent"] for row in rows)
+    sent = collector.total_sent
     jobs = system.query(
         sql.SQL("SELECT count(*) FROM {}.jobs").format(sql.Identifier(system.schema))
     )[0][0]
