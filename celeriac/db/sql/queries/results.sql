@@ -36,10 +36,14 @@ DELETE FROM {schema}.results WHERE task_id = ANY(%(task_ids)s);
 
 -- name: prune_results
 -- Delete a batch of expired results; called repeatedly by the maintenance leader.
+-- = ANY(ARRAY(...)), not IN (...): the planner turned IN into a hash semi-join over a
+-- sequential scan of the whole table, so every batch read every result (pruning a
+-- million took quadratic time); the array is probed through the primary key.
 WITH gone AS (
     DELETE FROM {schema}.results
-    WHERE task_id IN (SELECT task_id FROM {schema}.results
-                      WHERE expires_at < now() ORDER BY expires_at LIMIT %(limit)s)
+    WHERE task_id = ANY(ARRAY(SELECT task_id FROM {schema}.results
+                              WHERE expires_at < now() ORDER BY expires_at LIMIT %(limit)s))
+      AND expires_at < now()
     RETURNING 1
 )
 SELECT count(*) FROM gone;
