@@ -2,9 +2,10 @@
 
     python -m bench.soak [--rate 100] [--minutes 10] [--workers 2] [--concurrency 2]
 
-One producer thread sends no-op tasks with ``delay()`` on a fixed clock (task i is due
-at start + i / rate; a late send does not shift the ones after it, so the offered rate
-holds even when a call stalls) to ``--workers`` live, warmed-up workers. Every
+``--producers`` threads send no-op tasks with ``delay()`` on one fixed clock (task i is
+due at start + i / rate; a late send does not shift the ones after it, so the offered
+rate holds even when a call stalls; two producers keep it when one ``delay()`` takes
+longer than 1 / rate, as on a busy machine) to ``--workers`` live, warmed-up workers. Every
 ``--interval`` seconds (a minute by default) it prints: tasks sent and completed in
 that interval, enqueue → start latency p50/p99/max (the result's ``date_started``
 minus the time just before ``delay()``), enqueue → completion p50/p99 (``date_done``:
@@ -54,26 +55,44 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--seconds", type=float, help="duration in seconds (overrides --minutes)")
     p.add_argument("--interval", type=float, default=60.0, help="report every N seconds")
+    p.add_argument("--producers", type=int, default=2, help="threads sharing the send clock")
     p.add_argument("--settle", type=float, default=120.0, help="wait for stragglers, s")
     add_options(p, "celeriac_soak")
     return p.parse_args(argv)
 
 
-class Sender(threading.Thread):
-    """Sends task i at ``began + i / rate`` until ``until``; hands (id, sent) to a queue."""
+class Sender:
+    """Sends task i at ``began + i / rate`` until ``until`` from ``producers`` threads
+    (thread k sends k, k + producers, ...); hands what it sent to a queue."""
 
-    def __init__(self, system: CeleriacSystem, rate: float, began: float, until: float) -> None:
-        super().__init__(name="soak-sender", daemon=True)
+    def __init__(
+        self, system: CeleriacSystem, rate: float, began: float, until: float, producers: int
+    ) -> None:
         self.task = system.app.tasks["bench.noop"]
         self.rate, self.began, self.until = rate, began, until
         # (task id or None if the publish failed, time.time() and time.monotonic() before
         # it, how late it was on its clock)
         self.sent: queue.SimpleQueue[tuple[str | None, float, float, float]] = queue.SimpleQueue()
         self.errors: list[str] = []
-        self.max_late = 0.0
+        self.late = [0.0] * producers
+        self.threads = [
+            threading.Thread(target=self.run, args=(k,), name=f"soak-producer-{k}", daemon=True)
+            for k in range(producers)
+        ]
 
-    def run(self) -> None:
-        i = 0
+    @property
+    def max_late(self) -> float:
+        return max(self.late)
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def is_alive(self) -> bool:
+        return any(thread.is_alive() for thread in self.threads)
+
+    def run(self, k: int) -> None:
+        i = k
         while True:
             due = self.began + i / self.rate
             if due >= self.until:
@@ -81,10 +100,10 @@ class Sender(threading.Thread):
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            i += 1
+            i += len(self.threads)
             at, now = time.time(), time.monotonic()
             late = max(0.0, now - due)
-            self.max_late = max(self.max_late, late)
+            self.late[k] = max(self.late[k], late)
             try:
                 self.sent.put((self.task.delay().id, at, now, late))
             except Exception as exc:  # counted and shown, never fatal: the clock goes on
@@ -204,7 +223,7 @@ class Collector:
 def soak(system: CeleriacSystem, workers: Workers, options: argparse.Namespace) -> dict[str, Any]:
     seconds = options.seconds if options.seconds is not None else options.minutes * 60
     began = time.monotonic() + 0.1
-    sender = Sender(system, options.rate, began, began + seconds)
+    sender = Sender(system, options.rate, began, began + seconds, options.producers)
     collector = Collector(system, sender, options.interval, seconds)
     rows: list[dict[str, Any]] = []
     all_start: list[float] = []
@@ -295,7 +314,8 @@ def summarise(
 def run(options: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine(), "options": vars(options)}
     print(
-        f"soak: {options.rate:g} tasks/s offered, {options.workers} workers × -c "
+        f"soak: {options.rate:g} tasks/s offered by {options.producers} producers, "
+        f"{options.workers} workers × -c "
         f"{options.concurrency} ({options.pool}), {report['machine']['date']}, "
         f"load average {loadavg()}",
         flush=True,

@@ -108,6 +108,7 @@ def test_soak_smoke_accounts_for_every_task(dsn: str, tmp_path: Path) -> None:
     assert totals["sent"] == 200
     assert totals["results"] == {"SUCCESS": 200}
     assert totals["missing"] == totals["jobs_left"] == totals["publish_errors"] == 0
-    assert [row["sent"] for row in totals["intervals"]] == [100, 100]
+    assert len(totals["intervals"]) == 2
+    assert sum(row["sent"] for row in totals["intervals"]) == 200
     assert totals["start_p99_ms"] > 0
     assert "every task accounted for" in proc.stdout
