@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 # the same story without a browser; exits 0 only if it worked
 demo-smoke: $(STAMP)
-	cd demo && ../$(BIN)/python smoke.py
+	cd demo && ../$(BIN)/python smoke.py $(SMOKE_ARGS)
 
 # refresh the demo's screenshots in docs/ (the browser test, saving its pictures there)
 screenshots: $(STAMP)

@@ -3,14 +3,18 @@
 Starts everything, uploads the sample through the web server, waits for the four tools
 and the combined result, runs the sequential comparison, checks the e-mail and a bad
 upload's message, prints the result and the timings, and stops everything.
+``--reps N`` (``make demo-smoke SMOKE_ARGS="--reps 5"``) then repeats parallel and
+sequential back to back and prints each pair, the load average and the medians.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.cookiejar
 import json
 import os
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -88,9 +92,8 @@ def wait(check: Any, timeout: float, what: str) -> Any:
     raise SystemExit(f"FAILED: {what} within {timeout:.0f} s")
 
 
-def story(stack: Stack) -> None:
-    browser = Browser(stack.base)
-    browser.get("/")
+def analyse(browser: Browser, stack: Stack, echo: bool) -> tuple[str, dict[str, Any]]:
+    """Upload the sample, wait for the combined result; returns the page path and status."""
     status, page, _ = browser.post(
         "/",
         {"column": "", "email": "smoke@localhost"},
@@ -98,13 +101,14 @@ def story(stack: Stack) -> None:
     )
     assert status == 200 and "/projects/" in page, (status, page)
     path = page.removeprefix(stack.base)
-    print(f"uploaded the sample: {stack.base}{path}")
+    if echo:
+        print(f"uploaded the sample: {stack.base}{path}")
     last: dict[str, str] = {}
 
     def finished() -> Any:
         data = browser.json(path + "status.json")
         states = {t["key"]: f"{t['state']} {t.get('percent', 0)}%" for t in data["tools"]}
-        if states != last:
+        if echo and states != last:
             print("  tools:", ", ".join(f"{k} {v}" for k, v in states.items()), flush=True)
             last.update(states)
         return data if data["status"] in ("success", "failure") else None
@@ -112,6 +116,48 @@ def story(stack: Stack) -> None:
     data = wait(finished, 600, "the analysis did not finish")
     if data["status"] != "success":
         raise SystemExit(f"FAILED: the project failed: {data['failure_reason']}")
+    return path, data
+
+
+def run_sequential(browser: Browser, path: str) -> dict[str, Any]:
+    """Start the one-after-another run of the project's file; its timing when done."""
+    browser.post(path + "sequential/", {}, {})
+
+    def timing() -> Any:
+        data = browser.json(path + "status.json")["timing"]
+        return data if (data["sequential"] or {}).get("seconds") else None
+
+    return dict(wait(timing, 900, "the sequential run did not finish"))
+
+
+def percent(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%"
+
+
+def print_timing(data: dict[str, Any], timing: dict[str, Any]) -> None:
+    tools = {
+        t["key"]: t["seconds"] if t.get("parts", 1) == 1 else f"{t['seconds']} ({t['parts']} parts)"
+        for t in data["tools"]
+    }
+    wall, one_by_one = timing["parallel_wall"], timing["sequential"]["seconds"]
+    cores = timing["cores"]
+    print(f"timings on {cores} core(s): each tool's work (s) {tools}")
+    print(
+        f"  parallel wall {wall:.2f} s; sequential {one_by_one:.2f} s: parallel = "
+        f"{percent(wall, one_by_one)} of sequential (CPU-bound work on {cores} core(s) "
+        f"cannot go below {percent(1, cores)})"
+    )
+    computed = ", ".join(
+        f"{n} core(s) {100 * v['fraction']:.0f}% ({v['seconds']:.2f} s)"
+        for n, v in timing["projection"].items()
+    )
+    print(f"  computed from the run's task CPU times (free cores, no overhead): {computed}")
+
+
+def story(stack: Stack, reps: int) -> None:
+    browser = Browser(stack.base)
+    browser.get("/")
+    path, data = analyse(browser, stack, echo=True)
     result = data["result"]
     print(
         f"combined: {result['lines']} lines; VADER {result['distribution']['vader']}; "
@@ -120,21 +166,8 @@ def story(stack: Stack) -> None:
     print(f"  emotions: {result['emotions']}")
     print(f"  key phrases: {[p['phrase'] for p in result['phrases'][:8]]}")
     print(f"  most negative: {result['most_negative'][0]['text']!r}")
-    browser.post(path + "sequential/", {}, {})
-    seq = wait(
-        lambda: (
-            (browser.json(path + "status.json")["timing"]["sequential"] or {}).get("seconds")
-            and browser.json(path + "status.json")["timing"]
-        ),
-        900,
-        "the sequential run did not finish",
-    )
-    tools = {t["key"]: t["seconds"] for t in data["tools"]}
-    wall, one_by_one = seq["parallel_wall"], seq["sequential"]["seconds"]
-    print(
-        f"timings on {seq['cores']} core(s): each tool {tools}; parallel wall {wall:.2f} s; "
-        f"sequential {one_by_one:.2f} s (parallel = {100 * wall / one_by_one:.0f}% of sequential)"
-    )
+    runs = [(run_sequential(browser, path), os.getloadavg()[0])]
+    print_timing(data, runs[0][0])
     mails = list((stack.var / "mail").glob("*.log"))
     assert mails and "smoke@localhost" in mails[-1].read_text(), "no notification e-mail"
     print(f"notification e-mail written: {mails[-1]}")
@@ -143,9 +176,36 @@ def story(stack: Stack) -> None:
     )
     assert status == 400 and "has no column" in body, (status, body[:300])
     print("a CSV without the chosen column is refused with: \"broken.csv\" has no column 'text' …")
+    for _ in range(reps - 1):  # parallel, sequential, parallel, sequential … back to back
+        path, _ = analyse(browser, stack, echo=False)
+        runs.append((run_sequential(browser, path), os.getloadavg()[0]))
+    if reps > 1:
+        print_reps(runs)
+
+
+def print_reps(runs: list[tuple[dict[str, Any], float]]) -> None:
+    walls = [t["parallel_wall"] for t, _ in runs]
+    seqs = [t["sequential"]["seconds"] for t, _ in runs]
+    ratios = [w / s for w, s in zip(walls, seqs, strict=True)]
+    print(f"{len(runs)} runs back to back (parallel, then sequential, same file):")
+    for index, ((timing, load), ratio) in enumerate(zip(runs, ratios, strict=True), 1):
+        print(
+            f"  {index}: parallel {timing['parallel_wall']:.2f} s, sequential "
+            f"{timing['sequential']['seconds']:.2f} s, {100 * ratio:.0f}%, load {load:.2f}"
+        )
+    median = statistics.median
+    print(
+        f"  median: parallel {median(walls):.2f} s, sequential {median(seqs):.2f} s, "
+        f"parallel/sequential {100 * median(ratios):.0f}%"
+    )
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--reps", type=int, default=1, help="analyse the sample this many times (timing medians)"
+    )
+    reps = parser.parse_args().reps
     # TERM/INT end the run through the with-blocks below: every process gets stopped
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: sys.exit("demo-smoke: interrupted"))
@@ -156,7 +216,7 @@ def main() -> int:
             verbose = bool(os.environ.get("SMOKE_VERBOSE"))
             with Stack(url, Path(var), port=0, echo=verbose) as stack:
                 print(f"demo stack up at {stack.base} (database {conninfo_to_dict(url)['dbname']})")
-                story(stack)
+                story(stack, reps)
     finally:
         drop_database(url)
     print("demo-smoke: OK")

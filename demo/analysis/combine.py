@@ -7,6 +7,25 @@ from typing import Any
 LABELS = ("negative", "neutral", "positive")
 
 
+def join_parts(results: list[dict[str, Any]], total: int) -> dict[str, dict[str, Any]]:
+    """The chord header's results as one output per tool: the model's parts merged (its
+    seconds are the parts' sum: the work, not the wait)."""
+    from analysis.tools.sentiment_model import merge
+
+    by_tool: dict[str, list[dict[str, Any]]] = {}
+    for out in results:
+        by_tool.setdefault(out["tool"], []).append(out)
+    outputs = {key: outs[0] for key, outs in by_tool.items()}
+    model = by_tool["model"]
+    outputs["model"] = {
+        **merge(model, total),
+        "tool": "model",
+        "parts": len(model),
+        "seconds": round(sum(out["seconds"] for out in model), 3),
+    }
+    return outputs
+
+
 def distribution(labels: list[str]) -> dict[str, int]:
     return {label: labels.count(label) for label in LABELS}
 

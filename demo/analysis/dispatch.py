@@ -1,5 +1,10 @@
 """Publishing a project's work: a chord of the four tools, in the caller's transaction.
 
+The model tool is ~95% of the work, so it goes into the chord as several parts (tasks)
+after the three quick tools: four tasks alone would leave every core but one idle while
+the model runs. ``ANALYSIS_MODEL_PARTS`` (8) parts let 2, 4 or 8 worker processes share
+it evenly; files too short for that get fewer parts (at least ``MIN_PART_LINES`` lines).
+
 ``dispatch`` must run inside ``transaction.atomic()``: the messages are written on
 Django's connection in that transaction (celeriac's Django integration), so the project
 row and its tasks commit together or not at all.
@@ -18,6 +23,16 @@ from django.utils import timezone
 from analysis.models import Project
 from analysis.tools import TOOL_KEYS
 
+MIN_PART_LINES = 16
+
+
+def model_parts(line_count: int) -> int:
+    """How many tasks the model tool becomes (all of them if the count is not known)."""
+    most = max(1, int(settings.ANALYSIS_MODEL_PARTS))
+    if line_count <= 0:
+        return most
+    return max(1, min(most, -(-line_count // MIN_PART_LINES)))
+
 
 def dispatch(project: Project) -> Project:
     """Publish the chord for ``project`` (a new attempt) and mark it pending."""
@@ -27,11 +42,17 @@ def dispatch(project: Project) -> Project:
     if not connection.in_atomic_block:
         raise RuntimeError("dispatch() must run inside transaction.atomic()")
     attempt = project.attempts + 1
-    ids = {key: str(uuid.uuid4()) for key in (*TOOL_KEYS, "combine")}
+    parts = model_parts(project.line_count)
+    ids = {key: str(uuid.uuid4()) for key in (*TOOL_KEYS, "combine") if key != "model"}
+    model_ids = [str(uuid.uuid4()) for _ in range(parts)]
     errback = project_failed.s(project.pk, attempt)
     header = [
         TOOL_TASKS[key].s(project.pk).set(task_id=ids[key], link_error=[errback])
         for key in TOOL_KEYS
+        if key != "model"
+    ] + [
+        TOOL_TASKS["model"].s(project.pk, part, parts).set(task_id=task_id, link_error=[errback])
+        for part, task_id in enumerate(model_ids)
     ]
     body = combine.s(project.pk, attempt).set(
         task_id=ids["combine"], link=[notify.si(project.pk)], link_error=[errback]
@@ -39,7 +60,7 @@ def dispatch(project: Project) -> Project:
     chord(header)(body)
     project.status = Project.Status.PENDING
     project.attempts = attempt
-    project.task_ids = ids
+    project.task_ids = {**ids, "model": model_ids}
     project.failure_reason = ""
     project.result = None
     project.dispatched_at = timezone.now()

@@ -25,6 +25,7 @@ class Project(models.Model):
     )
     failure_reason = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # the model tool's entry is a list: one task per part (dispatch.py)
     task_ids = models.JSONField(default=dict, blank=True, help_text="tool → celeriac task id")
     result = models.JSONField(null=True, blank=True)
     sequential = models.JSONField(null=True, blank=True, help_text="the one-by-one run")
@@ -38,6 +39,11 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
+
+    def tool_task_ids(self, key: str) -> list[str]:
+        """The task ids of one tool: one, or one per part (the model tool), or none yet."""
+        ids = (self.task_ids or {}).get(key) or []
+        return [ids] if isinstance(ids, str) else list(ids)
 
     @property
     def wall_seconds(self) -> float | None:

@@ -1,5 +1,6 @@
-"""The demo's tasks: four analysis tools (a chord's header), combine (its body), notify
-(``link``), project_failed (``link_error``), the sequential comparison run and the checker.
+"""The demo's tasks: four analysis tools (a chord's header, the model tool as several
+parts), combine (its body), notify (``link``), project_failed (``link_error``), the
+sequential comparison run and the checker.
 
 Tasks take a project id and read the file themselves: messages stay small, and a task
 never sees a project that its publishing transaction did not commit.
@@ -86,15 +87,30 @@ def _fault(key: str, project: Project) -> None:
         raise RuntimeError(f"injected failure in the {key} tool (DEMO_FAULT)")
 
 
-def run_tool(task: Any, project_id: int, key: str) -> dict[str, Any]:
-    """Run one tool on a project's lines; returns its JSON output with its own runtime."""
-    tool = {t.key: t for t in registry()}[key]
+def run_tool(task: Any, project_id: int, key: str, part: int = 0, parts: int = 1) -> dict[str, Any]:
+    """Run one tool (or one part of the model tool) on a project's lines; returns its JSON
+    output with its own wall and CPU seconds (the CPU seconds feed the page's projection)."""
+    from analysis.tools import sentiment_model  # numpy: in pool processes only
+
     project = Project.objects.get(pk=project_id)
     lines = project_lines(project)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     _fault(key, project)
-    output = tool.run(lines, ProgressReporter(task))
-    output.update(tool=key, seconds=round(time.monotonic() - started, 3), cores=os.cpu_count())
+    if key == "model":
+        mine = sentiment_model.parts(lines, parts)
+        positions = mine[part] if part < len(mine) else []  # fewer lines than parts
+        output = sentiment_model.run_part(lines, positions, ProgressReporter(task))
+    else:
+        tool = {t.key: t for t in registry()}[key]
+        output = tool.run(lines, ProgressReporter(task))
+    output.update(
+        tool=key,
+        part=part,
+        parts=parts,
+        seconds=round(time.monotonic() - started, 3),
+        cpu_seconds=round(time.process_time() - cpu, 3),
+        cores=os.cpu_count(),
+    )
     return output
 
 
@@ -104,8 +120,9 @@ def analyse_vader(self: Any, project_id: int) -> dict[str, Any]:
 
 
 @shared_task(name="analysis.model", **TOOL_OPTIONS)
-def analyse_model(self: Any, project_id: int) -> dict[str, Any]:
-    return run_tool(self, project_id, "model")
+def analyse_model(self: Any, project_id: int, part: int = 0, parts: int = 1) -> dict[str, Any]:
+    """The model tool, or its part ``part`` of ``parts`` (a chord member each)."""
+    return run_tool(self, project_id, "model", part, parts)
 
 
 @shared_task(name="analysis.emotions", **TOOL_OPTIONS)
@@ -128,16 +145,21 @@ TOOL_TASKS = {
 
 @shared_task(name="analysis.combine", time_limit=120)
 def combine(results: list[dict[str, Any]], project_id: int, attempt: int) -> dict[str, Any]:
-    """The chord body: combine the four outputs, mark the project a success."""
+    """The chord body: combine the tools' outputs (the model's parts joined), mark the
+    project a success."""
     from analysis.combine import combine as combine_outputs
+    from analysis.combine import join_parts
 
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project_id)
         if project.attempts != attempt or project.status != Project.Status.PENDING:
             logger.info("project %s: stale combine of attempt %s ignored", project_id, attempt)
             return {"ignored": True}
-        outputs = {out["tool"]: out for out in results}
-        project.result = combine_outputs(project_lines(project), outputs)
+        lines = project_lines(project)
+        project.result = combine_outputs(lines, join_parts(results, len(lines)))
+        project.result["tasks"] = [
+            {key: out[key] for key in ("tool", "part", "seconds", "cpu_seconds")} for out in results
+        ]
         project.status = Project.Status.SUCCESS
         project.finished_at = timezone.now()
         project.save()
@@ -171,9 +193,9 @@ def failure_reason(task_id: str, project: Project | None = None) -> str:
     key = (result.name or "").removeprefix("analysis.")
     if key == "combine" and project is not None:
         for tool_key in TOOL_KEYS:
-            tool_id = project.task_ids.get(tool_key)
-            if tool_id and current_app.AsyncResult(tool_id).state == "FAILURE":
-                return failure_reason(tool_id)
+            for tool_id in project.tool_task_ids(tool_key):
+                if current_app.AsyncResult(tool_id).state == "FAILURE":
+                    return failure_reason(tool_id)
     exc = result.result
     names = {t.key: t.label for t in registry()}
     who = names.get(key, "Combining the results" if key == "combine" else key or "a task")
@@ -203,7 +225,7 @@ def sequential(self: Any, project_id: int) -> dict[str, Any]:
     project = Project.objects.get(pk=project_id)
     lines = project_lines(project)
     per_tool = {}
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     for index, tool in enumerate(registry()):
         began = time.monotonic()
 
@@ -215,7 +237,11 @@ def sequential(self: Any, project_id: int) -> dict[str, Any]:
 
         tool.run(lines, progress)
         per_tool[tool.key] = round(time.monotonic() - began, 3)
-    outcome = {"seconds": round(time.monotonic() - started, 3), "per_tool": per_tool}
+    outcome = {
+        "seconds": round(time.monotonic() - started, 3),
+        "cpu_seconds": round(time.process_time() - cpu, 3),
+        "per_tool": per_tool,
+    }
     outcome["cores"] = os.cpu_count()
     Project.objects.filter(pk=project_id).update(sequential={**outcome, "task_id": self.request.id})
     return outcome

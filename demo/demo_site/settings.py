@@ -85,6 +85,7 @@ CELERY_BEAT_SCHEDULE = {
 # the analysis
 ANALYSIS_MAX_UPLOAD_BYTES = int(os.environ.get("DEMO_MAX_UPLOAD_BYTES", 5_000_000))
 ANALYSIS_MAX_LINES = 20_000
+ANALYSIS_MODEL_PARTS = int(os.environ.get("DEMO_MODEL_PARTS", 8))  # chord members for the model
 ANALYSIS_TIME_LIMIT = float(os.environ.get("DEMO_TIME_LIMIT", 600))
 ANALYSIS_MAX_ATTEMPTS = 3  # the checker retries a failed project at most twice
 ANALYSIS_RETRY_AFTER = float(os.environ.get("DEMO_RETRY_AFTER", 60))

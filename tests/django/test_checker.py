@@ -44,7 +44,7 @@ def test_unassigned_and_due_failures_are_dispatched(settings: Any) -> None:
     ids = {p.pk: p.task_ids for p in Project.objects.filter(pk__in=[unassigned.pk, due.pk])}
     queued = {task_id for task_id, _ in jobs()}
     for task_ids in ids.values():
-        assert task_ids["vader"] in queued and task_ids["model"] in queued
+        assert task_ids["vader"] in queued and set(task_ids["model"]) <= queued
     assert redispatch_due() == []  # nothing left: no loop
 
 

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 
 from analysis.dispatch import dispatch
 from analysis.models import Project
+from analysis.status import project_status
 from celeriac.contrib.django import database_url
 from celeriac.contrib.django.models import TaskResult
 from tests.django.conftest import DEMO, jobs
@@ -85,14 +86,21 @@ def settled(project: Project, timeout: float = 120) -> Project:
 
 
 def test_success_combines_and_sends_the_notification(
-    start_worker: Callable[..., Any], var: Path, admin_client: Any
+    start_worker: Callable[..., Any], var: Path, admin_client: Any, settings: Any, monkeypatch: Any
 ) -> None:
+    # the model tool as three chord members, one line each: merged back in line order
+    settings.ANALYSIS_MODEL_PARTS = 3
+    monkeypatch.setattr("analysis.dispatch.MIN_PART_LINES", 1)
     worker = start_worker()
     project = settled(create("small.txt", b"I love it!\nThis is terrible.\nIt arrived.\n"))
     assert project.status == "success", project.failure_reason
+    assert len(project.task_ids["model"]) == 3
     assert project.result["lines"] == 3
     assert project.result["most_positive"][0]["text"] == "I love it!"
     assert project.result["most_negative"][0]["text"] == "This is terrible."
+    assert [t["tool"] for t in project.result["tasks"]].count("model") == 3
+    card = next(t for t in project_status(project)["tools"] if t["key"] == "model")
+    assert (card["state"], card["percent"], card["parts_done"]) == ("SUCCESS", 100, 3)
     deadline = time.monotonic() + 30
     while not list((var / "mail").glob("*.log")) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -131,3 +139,19 @@ def test_a_hanging_tool_hits_its_time_limit_and_fails_the_project(
     assert project.status == "failure"
     assert project.failure_reason == "Emotions did not finish within its time limit (2 s)."
     assert TaskResult.objects.get(task_id=project.task_ids["emotions"]).status == "FAILURE"
+
+
+def test_a_failing_model_part_fails_the_project_with_the_tool_named(
+    start_worker: Callable[..., Any], settings: Any, monkeypatch: Any
+) -> None:
+    settings.ANALYSIS_MODEL_PARTS = 2
+    monkeypatch.setattr("analysis.dispatch.MIN_PART_LINES", 1)
+    start_worker(DEMO_FAULT="model:error")
+    project = settled(create("fails.txt", b"one\ntwo\n"))
+    assert project.status == "failure"
+    assert project.failure_reason == (
+        "Sentiment, model-based failed: RuntimeError: "
+        "injected failure in the model tool (DEMO_FAULT)"
+    )
+    card = next(t for t in project_status(project)["tools"] if t["key"] == "model")
+    assert card["state"] == "FAILURE" and card["parts"] == 2
