@@ -255,6 +255,7 @@ class Celery:
                     self.conf.celeriac_schema,
                     self.conf.broker_pool_limit,
                     float(self.conf.broker_connection_timeout),
+                    float(self.conf.celeriac_dead_connection_timeout or 0),
                 )
             return self._db
 
@@ -271,6 +272,7 @@ class Celery:
                         self.conf.celeriac_schema,
                         self.conf.broker_pool_limit,
                         float(self.conf.broker_connection_timeout),
+                        float(self.conf.celeriac_dead_connection_timeout or 0),
                     )
             return self._result_db
 

@@ -313,7 +313,8 @@ class ResultListener:
         backoff = 0.2
         while not self._stopping:
             try:
-                conn = psycopg.connect(self.db.url, autocommit=True)
+                # keepalives: a dead socket (a partition) ends the wait, we reconnect
+                conn = psycopg.connect(self.db.url, autocommit=True, **self.db.tcp)
             except psycopg.Error as exc:
                 logger.warning("result listener cannot connect (%s); retrying", type(exc).__name__)
                 time.sleep(backoff)

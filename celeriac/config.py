@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     # seconds a connection attempt may take; a pool that cannot connect says why after this
     "broker_connection_timeout": 4.0,
     "celeriac_schema": "celeriac",
+    # seconds a TCP peer may stay silent before its connection is taken for dead, on both
+    # ends (keepalives, TCP_USER_TIMEOUT: db/pool.py); 0 leaves the kernel's defaults
+    "celeriac_dead_connection_timeout": 10.0,
     "accept_content": ("json",),
     "result_accept_content": None,
     "task_serializer": "json",

@@ -5,6 +5,15 @@ or reuse the sockets it inherited — that would cut its parent's sessions — s
 fork the old pool is abandoned untouched and a new one is created. Driver errors are
 translated into celeriac's ``OperationalError`` / ``DatabaseError`` with the cause kept
 and the password masked.
+
+A peer that vanishes without closing the connection (a network partition: packets are
+dropped, nothing is refused) would otherwise go unnoticed for a long time on both ends:
+the kernel retransmits unacknowledged data for ~15 minutes and sends its first keepalive
+after 2 hours. So every connection asks for TCP keepalives and ``TCP_USER_TIMEOUT`` from
+libpq (this process gives up on a dead socket) and from the server for its session (the
+server drops a partitioned client's session — and with it a worker's liveness lock and
+any row locks of an open transaction), both within ``dead_after`` seconds
+(``celeriac_dead_connection_timeout``). Parameters given in the URL win.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from celeriac.config import mask_url
@@ -27,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10  # seconds for the first connection of a process
 POOL_WAIT = 30.0  # seconds a borrower waits for a busy pool
+DEAD_AFTER = 10.0  # seconds of silence after which a TCP peer is taken for gone
+KEEPALIVE_PROBES = 3
 _abandoned: list[Any] = []  # pools inherited across fork: kept, never closed
 
 
@@ -34,12 +46,22 @@ class Database:
     """A PostgreSQL database celeriac talks to: URL, schema and a connection pool."""
 
     def __init__(
-        self, url: str, schema: str = "celeriac", pool_size: int = 10, timeout: float = 4.0
+        self,
+        url: str,
+        schema: str = "celeriac",
+        pool_size: int = 10,
+        timeout: float = 4.0,
+        dead_after: float = DEAD_AFTER,
     ) -> None:
         self.url = url
         self.schema = schema
         self.pool_size = max(2, pool_size)
         self.timeout = timeout
+        self.dead_after = dead_after
+        given = conninfo_to_dict(url)
+        self.tcp: dict[str, Any] = {
+            k: v for k, v in tcp_parameters(dead_after).items() if k not in given
+        }
         self._pool: ConnectionPool | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -73,7 +95,12 @@ class Database:
             self.url,
             min_size=1,
             max_size=self.pool_size,
-            kwargs={"autocommit": True, "connect_timeout": max(1, round(self.timeout))},
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, round(self.timeout)),
+                **self.tcp,
+            },
+            configure=self._configure,
             open=True,
             timeout=POOL_WAIT,
             name=f"celeriac-{self.schema}",
@@ -125,13 +152,65 @@ class Database:
         """A dedicated connection outside the pool (LISTEN, advisory locks)."""
         with translate_errors(self.url):
             kwargs.setdefault("connect_timeout", max(1, round(self.timeout)))
-            return psycopg.connect(self.url, autocommit=True, **kwargs)
+            conn = psycopg.connect(self.url, autocommit=True, **{**self.tcp, **kwargs})
+            try:
+                self._configure(conn)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Ask the server to drop this session once its client is silent for dead_after."""
+        settings = server_tcp_settings(self.dead_after)
+        if not settings or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return
+        try:
+            conn.execute(
+                "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+                [item for pair in settings.items() for item in pair],
+            )
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:  # an older or PostgreSQL-like server: keep the session
+            logger.debug("server-side TCP keepalive settings refused: %s", exc)
 
     def close(self) -> None:
         """Close this process's pool."""
         if self._pool is not None and self._pid == os.getpid():
             self._pool.close()
         self._pool = None
+
+
+def tcp_parameters(dead_after: float) -> dict[str, int]:
+    """libpq parameters that make a silent peer an error after about ``dead_after`` s:
+    keepalives for an idle connection (the first probe after ``idle``, then
+    KEEPALIVE_PROBES probes ``interval`` apart), ``tcp_user_timeout`` for data sent and
+    never acknowledged. Nothing (the kernel's defaults) when ``dead_after`` is 0."""
+    if not dead_after or dead_after <= 0 or psycopg.pq.version() < 120000:
+        return {}  # (libpq before 12 knows no tcp_user_timeout)
+    interval = max(1, round(dead_after / 5))
+    idle = max(1, round(dead_after) - KEEPALIVE_PROBES * interval)
+    return {
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": KEEPALIVE_PROBES,
+        "tcp_user_timeout": round(dead_after * 1000),
+    }
+
+
+def server_tcp_settings(dead_after: float) -> dict[str, str]:
+    """The same limits as server settings for the session (the server's end of it)."""
+    params = tcp_parameters(dead_after)
+    if not params:
+        return {}
+    return {
+        "tcp_keepalives_idle": str(params["keepalives_idle"]),
+        "tcp_keepalives_interval": str(params["keepalives_interval"]),
+        "tcp_keepalives_count": str(params["keepalives_count"]),
+        "tcp_user_timeout": str(params["tcp_user_timeout"]),
+    }
 
 
 CHECK_AFTER_IDLE = 1.0  # seconds

@@ -41,3 +41,48 @@ def test_close_releases_pool_and_result_listener(dsn: str, schema: str) -> None:
     while _backends(dsn) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _backends(dsn) == 0
+
+
+def _tcp_settings(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
+    row = conn.execute(
+        "SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_keepalives_interval'),"
+        " current_setting('tcp_keepalives_count'), current_setting('tcp_user_timeout')"
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_sessions_ask_for_dead_peer_detection(dsn: str, schema: str) -> None:
+    """Both ends give up on a silent peer after celeriac_dead_connection_timeout: libpq's
+    keepalives and tcp_user_timeout here, the same as the session's settings there (the
+    server then drops a partitioned worker's session, and its liveness lock with it)."""
+    app: Any = Celery("tcp", broker=dsn, celeriac_schema=schema)
+    app.conf.celeriac_dead_connection_timeout = 10
+    try:
+        with app.database.connection() as pooled:
+            assert _tcp_settings(pooled) == ("4", "2", "3", "10000")
+            params = pooled.info.get_parameters()
+            assert params["keepalives_idle"] == "4" and params["tcp_user_timeout"] == "10000"
+        dedicated = app.database.connect()
+        with dedicated:
+            assert _tcp_settings(dedicated) == ("4", "2", "3", "10000")
+    finally:
+        app.close()
+
+
+def test_dead_peer_detection_off_and_url_parameters_win(dsn: str, schema: str) -> None:
+    url = dsn + ("&" if "?" in dsn else "?") + "keepalives_idle=7"
+    app: Any = Celery("tcp", broker=url, celeriac_schema=schema)
+    try:
+        with app.database.connection() as pooled:
+            params = pooled.info.get_parameters()
+            assert params["keepalives_idle"] == "7" and params["tcp_user_timeout"] == "10000"
+    finally:
+        app.close()
+    app = Celery("tcp", broker=dsn, celeriac_schema=schema, celeriac_dead_connection_timeout=0)
+    try:
+        with app.database.connection() as pooled:
+            assert "tcp_user_timeout" not in pooled.info.get_parameters()
+            assert _tcp_settings(pooled)[3] == "0"
+    finally:
+        app.close()
