@@ -13,7 +13,8 @@ from pathlib import Path
 
 
 class WorkerProcess:
-    """``python -m celeriac -A <app> [pre...] worker -l info [args...]``."""
+    """``[wrap...] python -m celeriac -A <app> [pre...] worker -l info [args...]``; ``wrap``
+    is a command prefix such as ``ip netns exec NAME`` (it must exec, keeping the pid)."""
 
     def __init__(
         self,
@@ -24,12 +25,15 @@ class WorkerProcess:
         cwd: Path,
         pre: tuple[str, ...] = (),
         logfile: Path | None = None,
+        wrap: tuple[str, ...] = (),
     ) -> None:
         self.lines: list[str] = []
+        self.times: list[float] = []  # when each line arrived (time.monotonic())
         self.cond = threading.Condition()
         self.logfile = logfile
+        command = [sys.executable, "-m", "celeriac", "-A", app, *pre, "worker", "-l", "info"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celeriac", "-A", app, *pre, "worker", "-l", "info", *args],
+            [*wrap, *command, *args],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
@@ -49,6 +53,7 @@ class WorkerProcess:
                     out.write(line)
                 with self.cond:
                     self.lines.append(line.rstrip("\n"))
+                    self.times.append(time.monotonic())
                     self.cond.notify_all()
         finally:
             if out is not None:

@@ -53,7 +53,10 @@ def free_port() -> int:
 class Cluster:
     """initdb + pg_ctl in a temporary directory, on a free loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, listen: tuple[str, ...] = ("127.0.0.1",), hba: tuple[str, ...] = ()) -> None:
+        """``listen``: addresses to listen on; ``hba``: more networks allowed (CIDR)."""
+        self.listen = listen
+        self.hba = hba
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="celeriac-faults-"))
         self.data = self.root / "data"
@@ -102,10 +105,13 @@ class Cluster:
             "--no-sync",
         )
         pwfile.unlink()
-        conf = "".join(f"{key} = {value}\n" for key, value in SETTINGS.items())
+        settings = {**SETTINGS, "listen_addresses": "'" + ",".join(self.listen) + "'"}
+        conf = "".join(f"{key} = {value}\n" for key, value in settings.items())
         conf += f"port = {self.port}\nunix_socket_directories = '{self.root}'\n"
         with open(self.data / "postgresql.conf", "a") as handle:
             handle.write(conf)
+        with open(self.data / "pg_hba.conf", "a") as handle:
+            handle.writelines(f"host all all {net} scram-sha-256\n" for net in self.hba)
 
     def start(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.logfile), "-w", "start")
@@ -125,11 +131,12 @@ class Cluster:
         dbname: str = "faults",
         user: str = "postgres",
         password: str | None = None,
+        host: str = "127.0.0.1",
         **params: str,
     ) -> str:
         secret = self.password if password is None else password
         query = "&".join(f"{key}={value}" for key, value in params.items())
-        base = f"postgresql://{user}:{secret}@127.0.0.1:{self.port}/{dbname}"
+        base = f"postgresql://{user}:{secret}@{host}:{self.port}/{dbname}"
         return base + ("?" + query if query else "")
 
     def connect(self, dbname: str = "faults", **kwargs: Any) -> psycopg.Connection[Any]:

@@ -93,9 +93,14 @@ def start_worker(
     started: list[WorkerProcess] = []
 
     def start(
-        *args: str, env: dict[str, str] | None = None, ready: bool = True, pre: tuple[str, ...] = ()
+        *args: str,
+        env: dict[str, str] | None = None,
+        ready: bool = True,
+        pre: tuple[str, ...] = (),
+        wrap: tuple[str, ...] = (),
     ) -> WorkerProcess:
-        """Start a worker; ``pre`` are global options (``-b URL``) put before ``worker``."""
+        """Start a worker; ``pre`` are global options (``-b URL``) put before ``worker``,
+        ``wrap`` a command prefix (``ip netns exec NAME``)."""
         logfile = tmp_path / f"worker{len(started)}.log"
         worker = WorkerProcess(
             list(args),
@@ -104,6 +109,7 @@ def start_worker(
             cwd=HERE,
             pre=pre,
             logfile=logfile,
+            wrap=wrap,
         )
         started.append(worker)
         if ready:

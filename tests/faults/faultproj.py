@@ -19,6 +19,8 @@ app.conf.update(
     worker_poll_interval=0.5,
     accept_content=["json"],
 )
+if os.environ.get("FAULTS_DEAD_AFTER"):
+    app.conf.celeriac_dead_connection_timeout = float(os.environ["FAULTS_DEAD_AFTER"])
 
 
 def _record(task: Any) -> None:
@@ -73,6 +75,31 @@ def early_slow_on(self: Any, node_prefix: str, seconds: float) -> str:
     if hostname.startswith(node_prefix):
         time.sleep(seconds)
     return hostname
+
+
+def _hold(task: Any, node_prefix: str, gate: str) -> str:
+    """On a node named ``node_prefix...`` run until the file ``gate`` exists (at most a
+    minute): the test decides when such a run ends. Elsewhere return at once."""
+    _record(task)
+    hostname = str(task.request.hostname)
+    deadline = time.monotonic() + 60
+    while hostname.startswith(node_prefix) and not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {gate} never opened")
+        time.sleep(0.05)
+    return hostname
+
+
+@app.task(bind=True, acks_late=True)
+def held_on(self: Any, node_prefix: str, gate: str) -> str:
+    """Runs on ``node_prefix...`` nodes until ``gate`` exists; returns the node."""
+    return _hold(self, node_prefix, gate)
+
+
+@app.task(bind=True)
+def early_held_on(self: Any, node_prefix: str, gate: str) -> str:
+    """``held_on`` acknowledged early."""
+    return _hold(self, node_prefix, gate)
 
 
 # a task whose name looks like SQL: names are data, never spliced into statements
