@@ -6,8 +6,11 @@ expired results, revoked ids and long-stopped workers. A worker is dead when its
 liveness lock is gone and it has not heartbeated for two intervals (a worker whose
 session was merely cut reconnects and heartbeats within that grace), or when its
 heartbeat is older than ``worker_lost_timeout`` — and the leader itself has reached the
-database for that grace (after an outage everyone gets time to reconnect first). Rescue
-is fenced like any outcome: the rescuer records through the same SQL as the worker would.
+database for that grace. After its own connection was lost it waits RESET_GRACE more: if
+the server reset every session (a restart, or a crashed backend), every other worker is
+reconnecting too, with a backoff of up to 2 s, and a missing lock means nothing yet.
+Rescue is fenced like any outcome: the rescuer records through the same SQL as the
+worker would.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from celeriac.db.pool import is_connection_error
 from celeriac.db.queries import query
 from celeriac.exceptions import WorkerLostError
 from celeriac.message import Job
@@ -32,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 PRUNE_EVERY = 60.0
 BATCH = 1000
+RESET_GRACE = 10.0  # seconds for others to reconnect after every session was reset
 
 
 def leader_key(schema: str) -> int:
@@ -62,6 +67,7 @@ class Maintenance:
         self.stopping = threading.Event()
         self.last_prune = 0.0
         self.healthy_since = 0.0  # when self.conn connected
+        self.wait = 0.0  # how long after that it judges others
         self.conn: Any = None
         self.thread = threading.Thread(target=self._run, name="celeriac-maintenance", daemon=True)
 
@@ -82,9 +88,11 @@ class Maintenance:
                 # Judge others only after being connected for a grace ourselves: after an
                 # outage (or at start) every worker needs a moment to reconnect, re-take
                 # its liveness lock and heartbeat before its absence means anything.
-                trusted = time.monotonic() - self.healthy_since >= self.grace
+                trusted = time.monotonic() - self.healthy_since >= self.grace + self.wait
                 self.round(rescue=trusted, conn=self.conn)
             except Exception as exc:
+                if is_connection_error(exc):
+                    self.wait = RESET_GRACE
                 self._drop()
                 logger.warning("maintenance round failed: %s", exc)
             self.stopping.wait(self.interval)
@@ -131,6 +139,7 @@ class Maintenance:
             {
                 "lost_timeout": self.lost_timeout,
                 "grace": self.grace,
+                "reset_grace": RESET_GRACE,
                 "lock_ns": liveness_namespace(schema),
             },
         ).fetchall()

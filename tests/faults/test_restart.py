@@ -4,6 +4,8 @@ ends with a stored outcome."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -114,6 +116,50 @@ def test_restart_under_running_early_ack_tasks(
     ran = runs(runlog)
     report(
         f"restart-early-ack-down-{outage:g}s",
+        sent=len(ids),
+        ran=sum(ran.values()),
+        ran_more_than_once=sum(1 for c in ran.values() if c > 1),
+        outcomes_recorded=len(got),
+        failed=sum(1 for s in got.values() if s == "FAILURE"),
+        down_s=down,
+    )
+    assert got == dict.fromkeys(ids, "SUCCESS")
+
+
+@pytest.mark.parametrize("wal_rows", [0, 1_500_000])
+def test_backend_crash_under_running_early_ack_tasks(
+    wal_rows: int, cluster: Cluster, fapp: Any, fschema: str, start_worker: Any, runlog: Any
+) -> None:
+    """One backend SIGKILLed: the postmaster resets every session and runs crash recovery
+    (replaying ``wal_rows`` rows' worth of WAL keeps it refusing connections for a few
+    seconds) without restarting itself, so every worker's liveness lock vanishes at once
+    and ``pg_postmaster_start_time()`` does not change. Live workers must not be taken for
+    dead: their running early-ack tasks finish normally."""
+    for i in (1, 2):
+        start_worker("-P", "threads", "-c", "4", "-n", f"c{i}@%h")
+    with cluster.connect() as conn:
+        conn.execute("CHECKPOINT")
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {}.filler AS SELECT g, repeat('x', 100) AS pad "
+                "FROM generate_series(1, %s) AS g"
+            ).format(sql.Identifier(fschema)),
+            (wal_rows,),
+        )
+    early = fapp.tasks["faultproj.early"]
+    ids = [early.apply_async((n, 4.0), task_id=f"c-{n}").id for n in range(8)]
+    while len(runs(runlog)) < len(ids):
+        time.sleep(0.05)
+    with cluster.connect() as victim:
+        pid = victim.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+        began = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+    cluster.wait_ready()
+    down = time.monotonic() - began
+    got = wait_for_outcomes(cluster, fschema, ids, 30, frozenset({"SUCCESS", "FAILURE"}))
+    ran = runs(runlog)
+    report(
+        f"backend-crash-early-ack-wal-{wal_rows}",
         sent=len(ids),
         ran=sum(ran.values()),
         ran_more_than_once=sum(1 for c in ran.values() if c > 1),

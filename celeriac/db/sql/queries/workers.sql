@@ -46,17 +46,26 @@ RETURNING (SELECT count(*) FROM moved);
 -- Workers that are gone: their liveness lock is not held (the process or its connection
 -- died) and they have not heartbeated for a short grace (a live worker whose session was
 -- cut reconnects, re-takes the lock and heartbeats within it), or their heartbeat is
--- older than the timeout (cut off from the database). A server restart drops every lock at
--- once: a worker that has not heartbeated since the server started gets 10 s more (its
--- reconnect backoff is at most 5 s), or live workers still reconnecting would be taken
--- for dead.
+-- older than the timeout (cut off from the database). When every session was reset at
+-- once — a restart, or a crashed backend making the postmaster reset all sessions
+-- without restarting itself — a worker that has not heartbeated since gets
+-- %(reset_grace)s s more, or live workers still reconnecting would be taken for dead.
+-- The checkpointer is restarted by both, so its start time is the last reset; roles
+-- that cannot see it (not pg_read_all_stats) fall back to the postmaster's start, and the
+-- rescuer's own wait after its connection was reset (worker/maintenance.py) covers them.
+WITH reset AS (
+    SELECT coalesce((SELECT max(backend_start) FROM pg_stat_activity
+                     WHERE backend_type = 'checkpointer'),
+                    pg_postmaster_start_time()) AS at
+)
 UPDATE {schema}.workers AS w SET stopped_at = now()
+FROM reset
 WHERE w.stopped_at IS NULL
   AND (w.heartbeat_at < now() - make_interval(secs => %(lost_timeout)s::float8)
        OR (w.heartbeat_at < now() - make_interval(secs => %(grace)s::float8)
-           AND (w.heartbeat_at >= pg_postmaster_start_time()
-                OR pg_postmaster_start_time()
-                   < now() - make_interval(secs => %(grace)s::float8 + 10))
+           AND (w.heartbeat_at >= reset.at
+                OR reset.at < now() - make_interval(
+                    secs => %(grace)s::float8 + %(reset_grace)s::float8))
            AND NOT EXISTS (SELECT 1 FROM pg_locks AS l
                            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
                              AND l.database = (SELECT oid FROM pg_database
