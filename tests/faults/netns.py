@@ -45,16 +45,20 @@ def unavailable() -> str | None:
     name = f"{PREFIX}probe-{os.getpid()}"
     try:
         ip("netns", "add", name)
-        ip("netns", "del", name)
+        try:  # everything the test needs, inside the probe namespace only
+            ip("link", "add", "probe-a", "type", "veth", "peer", "name", "probe-b", netns=name)
+            tc("qdisc", "add", "dev", "probe-a", "root", "blackhole", netns=name)
+        finally:
+            ip("netns", "del", name)
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        return f"the kernel or iproute2 refused a network namespace: {exc}"
+        return f"the kernel or iproute2 refused a network namespace, veth or blackhole: {exc}"
     return None
 
 
 def sweep() -> None:
     """Delete namespaces (and their veth pairs) left by runs whose process is gone."""
     for line in ip("netns", "list", check=False).splitlines():
-        match = re.match(rf"{PREFIX}(\d+)\b", line)
+        match = re.match(rf"{PREFIX}(?:probe-)?(\d+)\b", line)
         if match and not Path(f"/proc/{match[1]}").exists():
             ip("netns", "del", line.split()[0], check=False)
 
