@@ -12,21 +12,19 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-
-import psycopg
 
 from celeriac import _state, serialization, signals
 from celeriac.backend import Backend
 from celeriac.broker import Broker
 from celeriac.canvas import Signature, maybe_signature
 from celeriac.config import Settings, as_seconds, load_object
-from celeriac.db.pool import Database, is_connection_error, translate_errors
+from celeriac.db.pool import Database
 from celeriac.exceptions import ImproperlyConfigured, NotRegistered, PayloadTooLarge
 from celeriac.message import ChordJoin, Message
+from celeriac.publish import is_durable
 from celeriac.result import AsyncResult, GroupResult
 from celeriac.task import Task
 
@@ -399,6 +397,7 @@ class Celery:
             connection=connection,
             retry=options.get("retry", self.conf.task_publish_retry),
             retry_policy=options.get("retry_policy"),
+            durable=is_durable(options.get("delivery_mode", self.conf.task_default_delivery_mode)),
         )
         ignored = bool(
             options.get("ignore_result") or (task_type is not None and task_type.ignore_result)
@@ -433,65 +432,13 @@ class Celery:
         retry: bool = True,
         retry_policy: dict[str, Any] | None = None,
         chords: Sequence[ChordJoin] = (),
+        durable: bool = True,
     ) -> None:
         """Write messages (and the chords they start) in one statement, with the
-        before/after_task_publish signals and publish retries."""
-        for message in messages:
-            signals.before_task_publish.send(
-                sender=message.task_name,
-                body=message.body,
-                exchange="",
-                routing_key=message.queue,
-                headers=message.headers,
-                properties={},
-                declare=[],
-                retry_policy=retry_policy,
-            )
-        if connection is None and self.publish_connection is not None:
-            connection = self.publish_connection()
-        if connection is not None:
-            if not isinstance(connection, psycopg.Connection):
-                raise TypeError(
-                    f"connection= takes a psycopg (3) connection, to publish inside its open "
-                    f"transaction; got {type(connection).__name__}"
-                )
-            broker = self.broker
-            with translate_errors(self.database.url):  # e.g. an aborted transaction
-                broker.publish(messages, conn=connection, chords=chords)
-        else:
-            self._publish_with_retry(messages, retry, retry_policy, chords)
-        if self.conf.task_send_sent_event:
-            from celeriac.events import record_sent
+        before/after_task_publish signals and publish retries (``celeriac.publish``)."""
+        from celeriac.publish import Publisher
 
-            record_sent(self, messages, connection)
-        for message in messages:
-            signals.after_task_publish.send(
-                sender=message.task_name, body=message.body, exchange="", routing_key=message.queue
-            )
-
-    def _publish_with_retry(
-        self,
-        messages: list[Message],
-        retry: bool,
-        policy: dict[str, Any] | None,
-        chords: Sequence[ChordJoin] = (),
-    ) -> None:
-        policy = {**self.conf.task_publish_retry_policy, **(policy or {})}
-        attempts = int(policy.get("max_retries", 3)) if retry else 0
-        interval = float(policy.get("interval_start", 0))
-        for attempt in range(attempts + 1):
-            try:
-                self.broker.publish(messages, chords=chords)
-                return
-            except Exception as exc:
-                if not is_connection_error(exc) or attempt >= attempts:
-                    raise
-                logger.warning("publish failed (%s); retrying in %.1fs", exc, interval)
-                time.sleep(interval)
-                interval = min(
-                    interval + float(policy.get("interval_step", 0.2)),
-                    float(policy.get("interval_max", 1)),
-                )
+        Publisher(self).publish(messages, connection, retry, retry_policy, chords, durable)
 
     # results and signatures -----------------------------------------------------------------
     def AsyncResult(self, id: str, **kwargs: Any) -> AsyncResult:

@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "task_store_eager_result": False,
     "task_default_rate_limit": None,
     "task_default_priority": None,
+    # "persistent" (2): a publish commits durably; "transient" (1): asynchronous commit,
+    # faster but a task accepted so may be lost if the server crashes (docs/guarantees.md)
+    "task_default_delivery_mode": "persistent",
     "task_publish_retry": True,
     "task_publish_retry_policy": {
         "max_retries": 3,

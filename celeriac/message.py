@@ -36,6 +36,40 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageBatch:
+    """Many calls of one task with the same options, as columns (``Task.delay_many``):
+    per call only the id, the headers (JSON text) and the body differ."""
+
+    task_name: str
+    queue: str
+    priority: int
+    content_type: str
+    task_ids: list[str]
+    headers: list[str]
+    bodies: list[bytes]
+    eta: dt.datetime | None = None
+    expires: dt.datetime | None = None
+    acks_late: bool = False
+    reject_on_worker_lost: bool = False
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of the ``publish_batch`` query."""
+        return {
+            "task_name": self.task_name,
+            "queue": self.queue,
+            "priority": self.priority,
+            "content_type": self.content_type,
+            "task_ids": self.task_ids,
+            "headers": self.headers,
+            "bodies": self.bodies,
+            "eta": self.eta,
+            "expires": self.expires,
+            "acks_late": self.acks_late,
+            "reject_on_worker_lost": self.reject_on_worker_lost,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """A claimed job: the message plus its row id and fencing token (attempt)."""
 
@@ -161,6 +195,7 @@ __all__ = [
     "FinalState",
     "Job",
     "Message",
+    "MessageBatch",
     "decode_body",
     "encode_body",
     "encode_headers",

@@ -8,21 +8,28 @@ payload over ``task_max_payload_size``.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac import _state, routing, serialization
+import psycopg
+
+from celeriac import _state, routing, serialization, signals
 from celeriac.canvas import maybe_signature
+from celeriac.db.pool import is_connection_error, translate_errors
 from celeriac.exceptions import PayloadTooLarge
-from celeriac.message import Message, encode_body
+from celeriac.message import ChordJoin, Message, MessageBatch, encode_body, encode_headers
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
     from celeriac.task import Task
 
+logger = logging.getLogger(__name__)
 _ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"
 
 
@@ -126,20 +133,8 @@ class MessageBuilder:
         serializer = options.get("serializer") or conf.task_serializer
         content_type = serialization.content_type_of(serializer)
         headers = self._headers(name, task_id, fields, options, args, kwargs)
-        embed = {
-            "callbacks": _signatures(fields.get("link"), self.app),
-            "errbacks": _signatures(fields.get("link_error"), self.app),
-            "chain": fields.get("chain"),
-            "chord": fields.get("chord"),
-        }
-        body = encode_body(args, kwargs, embed, content_type)
-        limit = conf.task_max_payload_size
-        if limit and len(body) > limit:
-            raise PayloadTooLarge(
-                f"task {name}[{task_id}]: serialized arguments are {len(body):,} bytes, over "
-                f"task_max_payload_size ({limit:,}); pass a reference (a path or a row id) "
-                f"instead of the data, or raise the setting"
-            )
+        body = encode_body(args, kwargs, self._embed(fields), content_type)
+        self._check_size(name, task_id, body)
         acks_late = task_type.acks_late if task_type is not None else conf.task_acks_late
         rowl = (
             task_type.reject_on_worker_lost
@@ -160,6 +155,66 @@ class MessageBuilder:
             acks_late=bool(acks_late),
             reject_on_worker_lost=bool(rowl),
         )
+
+    def build_batch(
+        self, name: str, calls: Sequence[list[Any]], *, options: dict[str, Any], task_type: Task
+    ) -> MessageBatch | None:
+        """Columns for many calls of ``name`` with the same ``options`` (no I/O); None when
+        a router may send calls to different queues (then build each message).
+
+        The first call is built as a normal message, which checks the options; the
+        others reuse its headers with their own id and ``argsrepr`` spliced in.
+        """
+        if not calls or not routing.is_static(self.app.conf.task_routes):
+            return None
+        fields, options = split_fields(options)
+        if "task_id" in options:
+            raise ValueError("delay_many: task_id cannot be shared by a batch")
+        id_part, args_token = f"@{uuid.uuid4().hex}@", f"@{uuid.uuid4().hex}@"
+        fields["task_id"] = id_part
+        first = self.build(name, calls[0], {}, options=options, task_type=task_type, **fields)
+        template = encode_headers({**first.headers, "argsrepr": args_token})
+        args_part = json.dumps(args_token)
+        embed = self._embed(fields)
+        content_type = first.content_type
+        task_ids = new_ids(len(calls))
+        headers, bodies = [], []
+        for task_id, args in zip(task_ids, calls, strict=True):
+            body = encode_body(args, {}, embed, content_type)
+            self._check_size(name, task_id, body)
+            bodies.append(body)
+            argsrepr = json.dumps(_short_repr(args))
+            headers.append(template.replace(args_part, argsrepr).replace(id_part, task_id))
+        return MessageBatch(
+            name,
+            first.queue,
+            first.priority,
+            content_type,
+            task_ids,
+            headers,
+            bodies,
+            eta=first.eta,
+            expires=first.expires,
+            acks_late=first.acks_late,
+            reject_on_worker_lost=first.reject_on_worker_lost,
+        )
+
+    def _embed(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "callbacks": _signatures(fields.get("link"), self.app),
+            "errbacks": _signatures(fields.get("link_error"), self.app),
+            "chain": fields.get("chain"),
+            "chord": fields.get("chord"),
+        }
+
+    def _check_size(self, name: str, task_id: str, body: bytes) -> None:
+        limit = self.app.conf.task_max_payload_size
+        if limit and len(body) > limit:
+            raise PayloadTooLarge(
+                f"task {name}[{task_id}]: serialized arguments are {len(body):,} bytes, over "
+                f"task_max_payload_size ({limit:,}); pass a reference (a path or a row id) "
+                f"instead of the data, or raise the setting"
+            )
 
     def _route(
         self,
@@ -216,6 +271,155 @@ class MessageBuilder:
         return headers
 
 
+class Publisher:
+    """Writes what a call built: on the caller's open transaction (``connection=``, or
+    the one ``app.publish_connection`` returns) or on celeriac's own connection with
+    publish retries — safe because publishing is idempotent by task id (a retry after a
+    lost COMMIT reply finds the job, or its result, and writes nothing)."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def publish(
+        self,
+        messages: list[Message],
+        connection: Any = None,
+        retry: bool = True,
+        retry_policy: dict[str, Any] | None = None,
+        chords: Sequence[ChordJoin] = (),
+        durable: bool = True,
+    ) -> None:
+        """Write messages (and the chords they start) in one statement, with the
+        before/after_task_publish signals."""
+        for message in messages:
+            signals.before_task_publish.send(
+                sender=message.task_name,
+                body=message.body,
+                exchange="",
+                routing_key=message.queue,
+                headers=message.headers,
+                properties={},
+                declare=[],
+                retry_policy=retry_policy,
+            )
+
+        def write(conn: psycopg.Connection[Any] | None) -> None:
+            self.app.broker.publish(messages, conn=conn, chords=chords, durable=durable)
+
+        self._write(write, connection, retry, retry_policy)
+        if self.app.conf.task_send_sent_event:
+            from celeriac.events import record_sent
+
+            record_sent(self.app, messages, connection)
+        for message in messages:
+            signals.after_task_publish.send(
+                sender=message.task_name, body=message.body, exchange="", routing_key=message.queue
+            )
+
+    def publish_batch(
+        self, batch: MessageBatch, connection: Any = None, durable: bool = True
+    ) -> None:
+        """Write a batch built by ``build_batch`` in one statement (taken only when no
+        publish signal has a receiver: signals want one message at a time)."""
+
+        def write(conn: psycopg.Connection[Any] | None) -> None:
+            self.app.broker.publish_batch(batch, conn=conn, durable=durable)
+
+        self._write(write, connection, True, None)
+
+    @staticmethod
+    def signals_connected() -> bool:
+        """Whether anything listens to before/after_task_publish."""
+        return bool(
+            signals.before_task_publish.receivers() or signals.after_task_publish.receivers()
+        )
+
+    def _write(
+        self,
+        write: Callable[[psycopg.Connection[Any] | None], None],
+        connection: Any,
+        retry: bool,
+        policy: dict[str, Any] | None,
+    ) -> None:
+        if connection is None and self.app.publish_connection is not None:
+            connection = self.app.publish_connection()
+        if connection is None:
+            self._with_retry(write, retry, policy)
+            return
+        if not isinstance(connection, psycopg.Connection):
+            raise TypeError(
+                f"connection= takes a psycopg (3) connection, to publish inside its open "
+                f"transaction; got {type(connection).__name__}"
+            )
+        with translate_errors(self.app.database.url):  # e.g. an aborted transaction
+            write(connection)
+
+    def _with_retry(
+        self,
+        write: Callable[[psycopg.Connection[Any] | None], None],
+        retry: bool,
+        policy: dict[str, Any] | None,
+    ) -> None:
+        policy = {**self.app.conf.task_publish_retry_policy, **(policy or {})}
+        attempts = int(policy.get("max_retries", 3)) if retry else 0
+        interval = float(policy.get("interval_start", 0))
+        for attempt in range(attempts + 1):
+            try:
+                write(None)
+                return
+            except Exception as exc:
+                if not is_connection_error(exc) or attempt >= attempts:
+                    raise
+                logger.warning("publish failed (%s); retrying in %.1fs", exc, interval)
+                time.sleep(interval)
+                interval = min(
+                    interval + float(policy.get("interval_step", 0.2)),
+                    float(policy.get("interval_max", 1)),
+                )
+
+
 def _short_repr(value: Any, limit: int = 1024) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# apply_async options that are message fields (the rest are routing/header options)
+BATCH_FIELDS = (
+    "countdown",
+    "eta",
+    "expires",
+    "link",
+    "link_error",
+    "time_limit",
+    "soft_time_limit",
+)
+
+
+def split_fields(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``apply_async`` options of a batch into message fields and the rest."""
+    rest = dict(options)
+    return {key: rest.pop(key) for key in BATCH_FIELDS if key in rest}, rest
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs as text: ``str(uuid.uuid4())`` at a third of
+    the cost — one ``os.urandom`` call for all of them."""
+    raw = os.urandom(16 * count).hex()
+    ids = []
+    for i in range(0, 32 * count, 32):
+        h = raw[i : i + 32]
+        variant = "89ab"[int(h[16], 16) & 3]
+        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}")
+    return ids
+
+
+def is_durable(mode: Any) -> bool:
+    """Celery's ``delivery_mode``: 2 / "persistent" (the default) commits the publish
+    durably; 1 / "transient" commits it asynchronously (``synchronous_commit = off`` for
+    that transaction): faster, but a task accepted so may be lost if the server crashes
+    within about three times ``wal_writer_delay`` (600 ms by default) after the call."""
+    if mode is None or mode == 2 or mode == "persistent":
+        return True
+    if mode == 1 or mode == "transient":
+        return False
+    raise ValueError(f"delivery_mode must be 'persistent' (2) or 'transient' (1), not {mode!r}")

@@ -24,6 +24,19 @@ def route(
     return {}
 
 
+def is_static(routes: Any) -> bool:
+    """True when routes depend on the task name only (dicts): every call of a task goes
+    to the same queue, whatever its arguments."""
+    for router in _as_list(routes):
+        if isinstance(router, str):
+            from celeriac.config import load_object
+
+            router = load_object(router)
+        if not isinstance(router, dict):
+            return False
+    return True
+
+
 def _as_list(routes: Any) -> list[Any]:
     if not routes:
         return []

@@ -245,19 +245,34 @@ class Task:
         """
         if self.app.conf.task_always_eager:
             return [self.apply_async(args, **options) for args in calls]
+        from celeriac.publish import MessageBuilder, Publisher, is_durable, split_fields
+
         connection = options.pop("connection", None)
+        mode = options.pop("delivery_mode", self.app.conf.task_default_delivery_mode)
+        durable = is_durable(mode)
         merged = {**self._default_options(), **options}
-        messages = []
-        for args in calls:
-            args = list(args)
-            if self.typing:
+        arguments = [list(args) for args in calls]
+        if self.typing:
+            for args in {len(args): args for args in arguments}.values():
                 self._check_arguments(args, {})
-            messages.append(
-                self.app.build_message(self.name, args, {}, options=merged, task_type=self)
-            )
-        self.app.publish(messages, connection=connection)
+        publisher = Publisher(self.app)
+        builder = MessageBuilder(self.app)
+        batch = None
+        if not publisher.signals_connected():
+            batch = builder.build_batch(self.name, arguments, options=merged, task_type=self)
+        if batch is not None:
+            publisher.publish_batch(batch, connection, durable)
+            task_ids = batch.task_ids
+        else:
+            fields, rest = split_fields(merged)
+            messages = [
+                builder.build(self.name, args, {}, options=rest, task_type=self, **fields)
+                for args in arguments
+            ]
+            publisher.publish(messages, connection, durable=durable)
+            task_ids = [m.task_id for m in messages]
         ignored = bool(self.ignore_result or options.get("ignore_result"))
-        return [self.AsyncResult(m.task_id, ignored=ignored) for m in messages]
+        return [self.AsyncResult(task_id, ignored=ignored) for task_id in task_ids]
 
     def _default_options(self) -> dict[str, Any]:
         defaults = {
@@ -269,18 +284,31 @@ class Task:
         return {key: value for key, value in defaults.items() if value is not None}
 
     def _check_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> None:
-        fun = getattr(self, "__wrapped__", None) or self.run
-        try:
-            sig = inspect.signature(fun)
-        except (TypeError, ValueError):
+        sig = self._call_signature()
+        if sig is None:
             return
-        params = list(sig.parameters.values())
-        if getattr(self, "_bound", False) and params:
-            params = params[1:]
         try:
-            sig.replace(parameters=params).bind(*args, **kwargs)
+            sig.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.name}() {exc}") from None
+
+    def _call_signature(self) -> inspect.Signature | None:
+        """The body's signature without ``self`` of a bound task (computed once)."""
+        if "_call_sig" in self.__dict__:
+            cached: inspect.Signature | None = self.__dict__["_call_sig"]
+            return cached
+        fun = getattr(self, "__wrapped__", None) or self.run
+        try:
+            sig: inspect.Signature | None = inspect.signature(fun)
+        except (TypeError, ValueError):
+            sig = None
+        if sig is not None:
+            params = list(sig.parameters.values())
+            if getattr(self, "_bound", False) and params:
+                params = params[1:]
+            sig = sig.replace(parameters=params)
+        self.__dict__["_call_sig"] = sig
+        return sig
 
     def apply(
         self,

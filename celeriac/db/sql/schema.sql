@@ -29,8 +29,9 @@ CREATE TABLE {schema}.jobs (
 CREATE INDEX jobs_claim ON {schema}.jobs (queue, priority DESC, eta, id) WHERE state = 'queued';
 -- The rescuer looks up running jobs by worker.
 CREATE INDEX jobs_running ON {schema}.jobs (worker_id) WHERE state = 'running';
--- Revoke and inspection find jobs by task id.
-CREATE INDEX jobs_task_id ON {schema}.jobs (task_id);
+-- Revoke and inspection find jobs by task id; unique among live jobs, so publishing is
+-- idempotent by task id (publish: ON CONFLICT DO NOTHING; a retry never queues twice).
+CREATE UNIQUE INDEX jobs_task_id ON {schema}.jobs (task_id) WHERE state <> 'dead';
 
 -- Task results and states (Celery's result backend). PENDING is never stored.
 CREATE TABLE {schema}.results (

@@ -4,28 +4,79 @@
 -- a sleeping worker learns the new earliest eta instead of waiting for its next poll.
 -- The chords whose headers are among the jobs are created in the same statement, so no
 -- header task can end before its chord's counter exists.
+-- Idempotent by task id: a task id that is already queued or running (the unique index
+-- jobs_task_id) or already has a result is skipped, so a publish retried after a lost
+-- COMMIT reply never makes a second job. (On its own connection the broker first runs
+-- the publish queries without ON CONFLICT DO NOTHING — speculative insertion is slower —
+-- and with it after a unique violation: Broker._write.) %(durable)s false commits
+-- asynchronously (synchronous_commit off for this transaction only: delivery_mode
+-- "transient").
 WITH ins AS (
     INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
                                acks_late, reject_on_worker_lost, content_type, headers, body)
     SELECT t.task_id, t.task_name, t.queue, t.priority, coalesce(t.eta, now()), t.expires,
            t.retries, t.acks_late, t.reject_on_worker_lost, t.content_type, t.headers::jsonb, t.body
-    FROM unnest(%(task_ids)s::text[], %(task_names)s::text[], %(queues)s::text[],
-                %(priorities)s::smallint[], %(etas)s::timestamptz[], %(expires)s::timestamptz[],
-                %(retries)s::int[], %(acks_late)s::bool[], %(reject_on_worker_lost)s::bool[],
-                %(content_types)s::text[], %(headers)s::text[], %(bodies)s::bytea[])
+    FROM unnest(%(task_ids)b::text[], %(task_names)b::text[], %(queues)b::text[],
+                %(priorities)b::smallint[], %(etas)b::timestamptz[], %(expires)b::timestamptz[],
+                %(retries)b::int[], %(acks_late)b::bool[], %(reject_on_worker_lost)b::bool[],
+                %(content_types)b::text[], %(headers)b::text[], %(bodies)b::bytea[])
          AS t(task_id, task_name, queue, priority, eta, expires, retries, acks_late,
               reject_on_worker_lost, content_type, headers, body)
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.results AS r WHERE r.task_id = t.task_id)
+    ON CONFLICT DO NOTHING
     RETURNING queue
 ), new_chords AS (
     INSERT INTO {schema}.chords (group_id, task_ids, remaining, content_type, body)
     SELECT h.group_id, ids.a, cardinality(ids.a), h.content_type, h.body
-    FROM unnest(%(h_group_ids)s::text[], %(h_task_ids)s::text[], %(h_content_types)s::text[],
-                %(h_bodies)s::bytea[]) AS h(group_id, task_ids, content_type, body)
+    FROM unnest(%(h_group_ids)b::text[], %(h_task_ids)b::text[], %(h_content_types)b::text[],
+                %(h_bodies)b::bytea[]) AS h(group_id, task_ids, content_type, body)
     CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(h.task_ids::jsonb))) AS ids(a)
     ON CONFLICT (group_id) DO NOTHING
 )
 SELECT pg_notify(%(channel)s, q.queue)
-FROM (SELECT DISTINCT queue FROM ins) AS q;
+FROM (SELECT DISTINCT queue FROM ins) AS q
+WHERE CASE WHEN %(durable)s::bool THEN true
+           ELSE set_config('synchronous_commit', 'off', true) IS NOT NULL END;
+
+-- name: publish_one
+-- publish for a single job (delay()): scalar parameters, no arrays to build or unnest.
+-- Same rules: idempotent by task id, one NOTIFY, %(durable)s false commits asynchronously.
+WITH ins AS (
+    INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
+                               acks_late, reject_on_worker_lost, content_type, headers, body)
+    SELECT %(task_id)s::text, %(task_name)s::text, %(queue)s::text, %(priority)s::smallint,
+           coalesce(%(eta)s::timestamptz, now()), %(expires)s::timestamptz, %(retries)s::int,
+           %(acks_late)s::bool, %(reject_on_worker_lost)s::bool, %(content_type)s::text,
+           %(headers)s::jsonb, %(body)s::bytea
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.results AS r WHERE r.task_id = %(task_id)s::text)
+    ON CONFLICT DO NOTHING
+    RETURNING queue
+)
+SELECT pg_notify(%(channel)s, ins.queue) FROM ins
+WHERE CASE WHEN %(durable)s::bool THEN true
+           ELSE set_config('synchronous_commit', 'off', true) IS NOT NULL END;
+
+-- name: publish_batch
+-- publish for many calls of one task with the same options (Task.delay_many): only the
+-- id, headers and body vary per job; everything else is one scalar for the whole batch,
+-- so the client builds and sends three arrays instead of twelve. Same rules as publish.
+WITH ins AS (
+    INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
+                               acks_late, reject_on_worker_lost, content_type, headers, body)
+    SELECT t.task_id, %(task_name)s::text, %(queue)s::text, %(priority)s::smallint,
+           coalesce(%(eta)s::timestamptz, now()), %(expires)s::timestamptz, 0,
+           %(acks_late)s::bool, %(reject_on_worker_lost)s::bool, %(content_type)s::text,
+           t.headers::jsonb, t.body
+    FROM unnest(%(task_ids)b::text[], %(headers)b::text[], %(bodies)b::bytea[])
+         AS t(task_id, headers, body)
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.results AS r WHERE r.task_id = t.task_id)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT pg_notify(%(channel)s, %(queue)s::text)
+WHERE EXISTS (SELECT 1 FROM ins)
+  AND CASE WHEN %(durable)s::bool THEN true
+           ELSE set_config('synchronous_commit', 'off', true) IS NOT NULL END;
 
 -- name: claim
 -- Claim up to %(limit)s due jobs of one queue for a worker. SKIP LOCKED: concurrent
