@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -392,6 +393,7 @@ class Celery:
             task_type=task_type,
             options=options,
         )
+        sent_at = time.monotonic()
         self.publish(
             [message],
             connection=connection,
@@ -406,7 +408,9 @@ class Celery:
         if add_to_parent and parent is not None and parent.request.id:
             children = parent.request.__dict__.setdefault("children", [])
             children.append(message.task_id)
-        return AsyncResult(message.task_id, app=self, task_name=name, ignored=ignored)
+        result = AsyncResult(message.task_id, app=self, task_name=name, ignored=ignored)
+        result._sent_at = sent_at
+        return result
 
     def build_message(
         self,

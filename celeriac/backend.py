@@ -8,6 +8,7 @@ names the task. A slow fallback poll covers a listener that is reconnecting.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import os
 import threading
@@ -202,20 +203,31 @@ class Backend:
 
     # -- waiting ---------------------------------------------------------------------
     def wait_for(
-        self, task_ids: Sequence[str], timeout: float | None, interval: float, done: Any
+        self,
+        task_ids: Sequence[str],
+        timeout: float | None,
+        interval: float,
+        done: Any,
+        sent_at: float | None = None,
     ) -> None:
         """Block until ``done()`` is true, woken by result notifications.
 
         ``done`` re-reads the results; it is called at once, after each notification for
         one of ``task_ids`` and at the fallback poll. Raises TimeoutError after ``timeout``.
+        ``sent_at`` (``time.monotonic()`` before the tasks were published): when this
+        process's listener has been listening since before then and has heard nothing of
+        them, no result can be stored yet, so the first read is skipped (one round trip
+        less for ``delay().get()``).
         """
         from celeriac.exceptions import TimeoutError
 
         listener = ResultListener.for_database(self.db, self.channel)
         event = listener.subscribe(task_ids)
+        read = sent_at is None or not listener.unheard(task_ids, sent_at)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while not done():
+            while not (read and done()):
+                read = True
                 poll = FALLBACK_POLL if listener.healthy else max(interval, 0.1)
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
@@ -244,6 +256,8 @@ class ResultListener:
     _instances: dict[tuple[int, str, str], ResultListener] = {}
     _instances_lock = threading.Lock()
 
+    HEARD = 20_000  # task ids of recent notifications remembered (for ``unheard``)
+
     def __init__(self, db: Database, channel: str) -> None:
         self.db = db
         self.channel = channel
@@ -252,6 +266,9 @@ class ResultListener:
         self._listening = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._since: float | None = None  # monotonic time the current LISTEN took effect
+        self._heard: dict[str, None] = {}  # recently notified ids, oldest first
+        self._forgot_at = 0.0  # when an id last fell out of _heard
 
     @classmethod
     def for_database(cls, db: Database, channel: str) -> ResultListener:
@@ -300,6 +317,15 @@ class ResultListener:
         self._listening.wait(2.0)
         return event
 
+    def unheard(self, task_ids: Iterable[str], since: float) -> bool:
+        """True when this listener has listened without a break since before ``since``
+        (monotonic) and no notification since named any of ``task_ids``: a result
+        stored after ``since`` would have been heard."""
+        with self._lock:
+            if self._since is None or self._since >= since or self._forgot_at >= since:
+                return False
+            return not any(task_id in self._heard for task_id in task_ids)
+
     def unsubscribe(self, task_ids: Iterable[str], event: threading.Event) -> None:
         with self._lock:
             for task_id in task_ids:
@@ -322,6 +348,8 @@ class ResultListener:
                 continue
             try:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                with self._lock:
+                    self._since = time.monotonic()
                 self._listening.set()
                 self._wake_all()  # anything stored while we were away
                 backoff = 0.2
@@ -332,14 +360,23 @@ class ResultListener:
             except psycopg.Error:
                 logger.warning("result listener lost its connection; reconnecting")
             finally:
+                with self._lock:
+                    self._since = None
                 self._listening.clear()
                 conn.close()
 
     def _wake(self, task_ids: list[str]) -> None:
         with self._lock:
+            heard = self._heard
             for task_id in task_ids:
+                heard.pop(task_id, None)
+                heard[task_id] = None
                 for event in self._waiters.get(task_id, ()):
                     event.set()
+            if len(heard) > self.HEARD:
+                for task_id in list(itertools.islice(heard, len(heard) - self.HEARD)):
+                    del heard[task_id]
+                self._forgot_at = time.monotonic()
 
     def _wake_all(self) -> None:
         with self._lock:

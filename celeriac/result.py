@@ -41,9 +41,14 @@ def allow_join_result() -> Iterator[None]:
         _join.allowed = previous
 
 
-def _require_not_blocking(disable_sync_subtasks: bool) -> None:
+def _would_block(disable_sync_subtasks: bool) -> bool:
+    """Waiting here would block a worker slot (Celery refuses it)."""
     allowed = getattr(_join, "allowed", False)
-    if disable_sync_subtasks and not allowed and _state.in_worker_task():
+    return disable_sync_subtasks and not allowed and _state.in_worker_task()
+
+
+def _require_not_blocking(disable_sync_subtasks: bool) -> None:
+    if _would_block(disable_sync_subtasks):
         raise RuntimeError(E_WOULDBLOCK)
 
 
@@ -65,6 +70,8 @@ class AsyncResult:
         self.parent = parent
         self.ignored = ignored
         self._cache: ResultMeta | None = None
+        # time.monotonic() just before this process published the task (send_task)
+        self._sent_at: float | None = None
 
     # identity --------------------------------------------------------------------
     @property
@@ -190,11 +197,15 @@ class AsyncResult:
         """Wait for the task and return its result (re-raising its error if ``propagate``)."""
         if self.ignored:
             return None
-        meta = self._meta()
-        if meta is None or not meta.ready:
-            _require_not_blocking(disable_sync_subtasks)
-            self.app.backend.wait_for([self.id], timeout, interval, self._is_ready)
+        meta = self._cache
+        if meta is None and _would_block(disable_sync_subtasks):
             meta = self._meta()
+            if meta is None or not meta.ready:
+                raise RuntimeError(E_WOULDBLOCK)
+        elif meta is None:  # wait_for reads first, unless nothing can be stored yet
+            backend = self.app.backend
+            backend.wait_for([self.id], timeout, interval, self._is_ready, self._sent_at)
+            meta = self._cache
         assert meta is not None
         if follow_parents and propagate and self.parent is not None:
             self.parent._raise_if_failed()

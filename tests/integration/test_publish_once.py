@@ -158,3 +158,22 @@ def test_publishing_twice_in_a_callers_transaction_neither_fails_nor_duplicates(
         noop.apply_async(task_id="tx-1", connection=conn)
         assert conn.execute("SELECT 1").fetchone() == (1,)  # transaction not aborted
     assert _jobs(dsn, schema) == ["tx-1"]
+
+
+def test_one_frozen_errback_of_tasks_failing_together_is_queued_once(app: Any) -> None:
+    from tests.integration.inline_worker import job_rows, run_jobs
+
+    @app.task
+    def fails(x: int) -> None:
+        raise ValueError(x)
+
+    @app.task
+    def on_error(task_id: str) -> None:  # old style: sent as a task with the failed id
+        pass
+
+    errback = on_error.s()
+    errback.freeze("errback-1")
+    fails.apply_async((1,), link_error=errback)
+    fails.apply_async((2,), link_error=errback)
+    assert run_jobs(app) == 2  # one batch records both failures
+    assert [row["task_id"] for row in job_rows(app)] == ["errback-1"]

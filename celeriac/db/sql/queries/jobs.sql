@@ -178,6 +178,9 @@ WITH o AS (
          AS t(parent, task_id, task_name, queue, priority, eta, expires, retries, acks_late,
               reject_on_worker_lost, content_type, headers, body)
     WHERE t.parent IN (SELECT id FROM done)
+    -- a task id still queued or running is not queued twice (jobs_task_id): e.g. one
+    -- frozen errback linked to several tasks that fail together
+    ON CONFLICT DO NOTHING
     RETURNING queue
 ), new_chords AS (
     INSERT INTO {schema}.chords (group_id, task_ids, remaining, content_type, body)
