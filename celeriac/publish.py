@@ -306,6 +306,7 @@ class Publisher:
         def write(conn: psycopg.Connection[Any] | None) -> None:
             self.app.broker.publish(messages, conn=conn, chords=chords, durable=durable)
 
+        connection = self._connection(connection)
         self._write(write, connection, retry, retry_policy)
         if self.app.conf.task_send_sent_event:
             from celeriac.events import record_sent
@@ -320,19 +321,27 @@ class Publisher:
         self, batch: MessageBatch, connection: Any = None, durable: bool = True
     ) -> None:
         """Write a batch built by ``build_batch`` in one statement (taken only when no
-        publish signal has a receiver: signals want one message at a time)."""
+        one wants messages one at a time: ``wants_messages``)."""
 
         def write(conn: psycopg.Connection[Any] | None) -> None:
             self.app.broker.publish_batch(batch, conn=conn, durable=durable)
 
-        self._write(write, connection, True, None)
+        self._write(write, self._connection(connection), True, None)
 
-    @staticmethod
-    def signals_connected() -> bool:
-        """Whether anything listens to before/after_task_publish."""
+    def wants_messages(self) -> bool:
+        """Whether publishing must go message by message: something listens to
+        before/after_task_publish, or task-sent events are recorded."""
         return bool(
-            signals.before_task_publish.receivers() or signals.after_task_publish.receivers()
+            self.app.conf.task_send_sent_event
+            or signals.before_task_publish.receivers()
+            or signals.after_task_publish.receivers()
         )
+
+    def _connection(self, connection: Any) -> Any:
+        """The caller's connection, or the one ``app.publish_connection`` returns."""
+        if connection is None and self.app.publish_connection is not None:
+            return self.app.publish_connection()
+        return connection
 
     def _write(
         self,
@@ -341,8 +350,6 @@ class Publisher:
         retry: bool,
         policy: dict[str, Any] | None,
     ) -> None:
-        if connection is None and self.app.publish_connection is not None:
-            connection = self.app.publish_connection()
         if connection is None:
             self._with_retry(write, retry, policy)
             return

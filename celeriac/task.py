@@ -258,7 +258,7 @@ class Task:
         publisher = Publisher(self.app)
         builder = MessageBuilder(self.app)
         batch = None
-        if not publisher.signals_connected():
+        if not publisher.wants_messages():
             batch = builder.build_batch(self.name, arguments, options=merged, task_type=self)
         if batch is not None:
             publisher.publish_batch(batch, connection, durable)
