@@ -29,6 +29,7 @@ PUBLISHER_GRANTS = [
     "GRANT INSERT ON {s}.jobs TO {p}",
     "GRANT SELECT (queue) ON {s}.jobs TO {p}",
     "GRANT INSERT, SELECT (group_id) ON {s}.chords TO {p}",
+    "GRANT SELECT (task_id) ON {s}.results TO {p}",
 ]
 
 
@@ -72,6 +73,17 @@ def test_least_privilege_roles(
     try:
         sent = publisher.send_task("faultproj.work", (7,))
         assert fapp.AsyncResult(sent.id).get(timeout=30) == 7  # it ran
+        # ids with a result are not queued again (publish once per task id), whoever sent
+        publisher.send_task("faultproj.work", (7,), task_id=sent.id)
+        publisher.send_task("faultproj.work", (8,), task_id=other.id)
+        with fapp.database.connection() as conn:
+            queued = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}.jobs WHERE task_id = ANY(%s)").format(
+                    sql.Identifier(fschema)
+                ),
+                ([sent.id, other.id],),
+            ).fetchone()
+        assert queued == (0,)
         denied = []
         for label, attempt in (
             ("read another task's result", lambda: publisher.AsyncResult(other.id).get(timeout=2)),
