@@ -153,11 +153,14 @@ class Broker:
         conn: psycopg.Connection[Any] | None = None,
         chords: Sequence[ChordJoin] = (),
         durable: bool = True,
+        sort_key: dt.datetime | None = None,
     ) -> None:
         """Insert messages (and the chords they start) in one statement; on ``conn``
         (caller's transaction) if given. Idempotent by task id: an id already queued,
         running or with a result is skipped. ``durable`` False commits asynchronously
-        (only on celeriac's own connection, never in a caller's transaction)."""
+        (only on celeriac's own connection, never in a caller's transaction).
+        ``sort_key`` places them in the queue as a later step of a workflow published
+        then (a joined chord's body), instead of now (broker claim order)."""
         if not messages and not chords:
             return
         if len(messages) == 1 and not chords:
@@ -165,6 +168,7 @@ class Broker:
         else:
             name, params = "publish", self._publish_params(messages)
             params.update(chord_params(chords))
+        params["sort_key"] = sort_key
         self._write(name, params, conn, durable)
 
     def publish_batch(
@@ -238,12 +242,14 @@ class Broker:
         worker_id: int,
         start: int | None = None,
     ) -> list[Job]:
-        """Claim up to ``limit`` due jobs of ``queue`` for ``worker_id``; the first
-        ``start`` of them (claim order; default all) start now, the rest are prefetched."""
+        """Claim up to ``limit`` due jobs of ``queue`` for ``worker_id``, in claim order
+        (priority, then place in the queue); the first ``start`` of them (default all)
+        start now, the rest are prefetched."""
         params = {"queue": queue, "limit": limit, "worker_id": worker_id}
         params["start"] = limit if start is None else start
         rows = conn.execute(self._q("claim"), params).fetchall()
-        return [Job.from_row(row) for row in rows]
+        rows.sort(key=lambda row: row[-1])  # UPDATE ... RETURNING keeps no order: the rank
+        return [Job.from_row(row[:-1]) for row in rows]
 
     def next_eta(self, conn: psycopg.Connection[Any], queues: Sequence[str]) -> dt.datetime | None:
         """When the earliest waiting job of ``queues`` is due."""

@@ -14,6 +14,7 @@ recorded again, and the chord is joined then. No ``chord_unlock`` polling task.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 from collections.abc import Sequence
@@ -53,8 +54,9 @@ class ChordJoiner:
         while pending:
             rows = conn.execute(self._q("take_chords"), {"group_ids": pending}).fetchall()
             pending = []
-            for _group_id, task_ids, content_type, body in rows:
-                pending += self._join(conn, list(task_ids), content_type, bytes(body), after)
+            for _group_id, task_ids, content_type, body, sort_key in rows:
+                ids, data = list(task_ids), bytes(body)
+                pending += self._join(conn, ids, content_type, data, sort_key, after)
         return after
 
     def store_final(
@@ -108,6 +110,7 @@ class ChordJoiner:
         task_ids: list[str],
         content_type: str,
         body_data: bytes,
+        sort_key: dt.datetime,
         after: list[AfterCommit],
     ) -> list[str]:
         app = self.app
@@ -119,13 +122,15 @@ class ChordJoiner:
         if error is None:
             planner = Planner(app, parent_id=task_ids[-1] if task_ids else None)
             planner.add(body, [values])
-            app.broker.publish(planner.plan.messages, conn=conn, chords=planner.plan.chords)
+            app.broker.publish(
+                planner.plan.messages, conn=conn, chords=planner.plan.chords, sort_key=sort_key
+            )
             if app.conf.task_send_sent_event:
                 from celeriac.events import record_sent
 
                 record_sent(app, planner.plan.messages, conn)
             return []
-        return self._fail(conn, body, error, after)
+        return self._fail(conn, body, error, sort_key, after)
 
     def _header_results(
         self, conn: psycopg.Connection[Any], task_ids: list[str]
@@ -149,6 +154,7 @@ class ChordJoiner:
         conn: psycopg.Connection[Any],
         body: Signature,
         exc: ChordError,
+        sort_key: dt.datetime,
         after: list[AfterCommit],
     ) -> list[str]:
         """The body fails with ``exc`` (so does the rest of its chain); errbacks fire."""
@@ -177,7 +183,9 @@ class ChordJoiner:
                 )
             else:
                 planner.add(errback, [body_id])
-        app.broker.publish(planner.plan.messages, conn=conn, chords=planner.plan.chords)
+        app.broker.publish(
+            planner.plan.messages, conn=conn, chords=planner.plan.chords, sort_key=sort_key
+        )
         return self._store(conn, marks)
 
     def _revoked(self, conn: psycopg.Connection[Any], task_id: str) -> bool:

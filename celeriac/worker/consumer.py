@@ -17,11 +17,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
+from celeriac.broker import Batch, Requeue
 from celeriac.db.queries import query
 from celeriac.message import Job
 from celeriac.worker.executor import Outcome
 from celeriac.worker.pool import BasePool
-from celeriac.worker.prefetch import Prefetch, claim_order
+from celeriac.worker.prefetch import Prefetch
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -126,6 +127,19 @@ class Consumer:
         for job in self.prefetch.drain():
             self.release(job)
 
+    def give_back(self) -> None:
+        """Jobs turned long: put the buffer back in the queue now, in this thread (so the
+        next claim sees it), instead of letting it hold up older work queued since — such
+        as a chord's callback — for as long as the buffered jobs take."""
+        jobs = self.prefetch.drain()
+        released = [Requeue(j.id, j.attempt, j.task_id, retry=False, store=False) for j in jobs]
+        self.app.broker.commit(self._connection(), Batch(requeued=released), self.hostname, 0.0)
+
+    def _connection(self) -> Any:
+        if self.conn is None or self.conn.closed:
+            self.conn = self.app.database.connect()
+        return self.conn
+
     def _reset(self) -> None:
         if self.conn is not None:
             self.conn.close()
@@ -133,6 +147,8 @@ class Consumer:
 
     def step(self) -> None:
         self.woken.clear()
+        if len(self.prefetch) and not self.prefetch.capacity():
+            self.give_back()
         free = self.pool.free_slots() - self._from_buffer(self.pool.free_slots())
         want = free + self.prefetch.room()
         if want <= 0 or self.stopping.is_set():
@@ -164,8 +180,7 @@ class Consumer:
 
     def claim(self, want: int, free: int) -> tuple[list[Job], list[Job]]:
         """Claim up to ``want`` jobs: the first ``free`` start now, the rest are prefetched."""
-        if self.conn is None or self.conn.closed:
-            self.conn = self.app.database.connect()
+        self._connection()
         if self.suspect:
             self.reconcile()
         now: list[Job] = []
@@ -177,7 +192,6 @@ class Consumer:
             got = self.app.broker.claim(
                 self.conn, queue, want - len(now) - len(ahead), self.worker_id(), start
             )
-            got.sort(key=claim_order)  # the order the claim ranked them in
             now += got[:start]
             ahead += got[start:]
             if len(now) + len(ahead) >= want:

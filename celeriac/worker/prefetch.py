@@ -5,7 +5,10 @@ its own claim sits idle half the time. While the recent average runtime is under
 ``SHORT`` the consumer claims up to ``concurrency * (prefetch_multiplier - 1)`` extra
 jobs in the same statement and hands them out as slots free. Long jobs get no buffer:
 holding work another worker could start would cost more than the round trip saves
-(and would delay a chord's callback behind later work).
+(and would delay a chord's callback behind later work). When the average turns long
+while jobs are buffered, the consumer gives the buffer back to the queue at once, so
+work queued since in an older place (a chord's callback, broker.py's claim order) is
+not held up behind it.
 
 A buffered job is claimed but not started: the claim leaves its ``claimed_at`` NULL, so
 if the worker dies the rescuer queues it again untouched, as a broker redelivers an
@@ -91,9 +94,4 @@ class Prefetch:
         return len(self.jobs)
 
 
-def claim_order(job: Job) -> tuple[int, float, int]:
-    """The claim's ORDER BY (priority DESC, eta, id) in Python."""
-    return (-job.priority, job.eta.timestamp() if job.eta else 0.0, job.id)
-
-
-__all__ = ["SHORT", "Prefetch", "claim_order"]
+__all__ = ["SHORT", "Prefetch"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from proj import app  # type: ignore[import-not-found]
@@ -50,5 +51,26 @@ def on_error_old(task_id: str, path: str) -> None:
 @app.task
 def record(value: Any, path: str) -> Any:
     """A callback that records what it got."""
+    _append(path, repr(value))
+    return value
+
+
+@app.task
+def record_once_queued(value: Any, task_id: str, path: str) -> Any:
+    """Record ``value`` once task ``task_id`` is in the queue (or done): a chord body
+    published by an earlier part's outcome is then certainly there to be claimed next."""
+    from psycopg import sql
+
+    schema = sql.Identifier(app.database.schema)
+    probe = sql.SQL(
+        "SELECT 1 FROM {}.jobs WHERE task_id = %(id)s UNION ALL "
+        "SELECT 1 FROM {}.results WHERE task_id = %(id)s"
+    ).format(schema, schema)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with app.database.connection() as conn:
+            if conn.execute(probe, {"id": task_id}).fetchone():
+                break
+        time.sleep(0.01)
     _append(path, repr(value))
     return value

@@ -31,6 +31,7 @@ def tasks(proj_app: Any) -> Any:
         on_error = canvas_tasks.on_error
         on_error_old = canvas_tasks.on_error_old
         record = canvas_tasks.record
+        record_once_queued = canvas_tasks.record_once_queued
 
     return Tasks
 
@@ -314,3 +315,34 @@ def test_killed_early_acked_header_task_fails_the_chord_once(
     assert wait_for_lines(log, 1) == [f"old {result.id}"]
     time.sleep(0.5)
     assert len(log.read_text().splitlines()) == 1
+
+
+# -- claim order --------------------------------------------------------------------------
+def test_a_chord_body_runs_before_later_requests_work(
+    tasks: Any, start_worker: Any, tmp_path: Path
+) -> None:
+    """Three requests sent at once, each a chord of two parts; one slot, no prefetch. A
+    request's body is published after the later requests' parts, yet runs before the rest
+    of the next request: it keeps its request's place in the queue. (The first part of a
+    request waits until the previous body is queued, so the test never depends on how
+    fast the worker records an outcome.)"""
+    log = str(tmp_path / "order")
+    bodies: list[Any] = []
+    for name in "abc":
+        first = (
+            tasks.record.s(f"{name}0", log)
+            if not bodies
+            else tasks.record_once_queued.s(f"{name}0", bodies[-1].id, log)
+        )
+        header = [first, tasks.record.s(f"{name}1", log)]
+        bodies.append(chord(header)(tasks.collect.s(log)))
+    start_worker(*worker_args("-c", "1", "--prefetch-multiplier", "1"))
+    for body in bodies:
+        body.get(timeout=30)
+    lines = (tmp_path / "order").read_text().splitlines()
+    order = [line if line.startswith("'") else line.split(" ", 1)[1] for line in lines]
+    position = {line: index for index, line in enumerate(order)}
+    assert len(order) == 9, order
+    # (before: every body ran after all six parts)
+    assert position["['a0', 'a1']"] < position["'b1'"], order
+    assert position["['b0', 'b1']"] < position["'c1'"], order

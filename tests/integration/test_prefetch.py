@@ -163,3 +163,22 @@ def test_long_jobs_get_no_buffer() -> None:
     for _ in range(30):
         prefetch.observe(0.0)
     assert prefetch.capacity() == 12
+
+
+def test_buffer_goes_back_to_the_queue_when_jobs_turn_long(app: Any) -> None:
+    noop = _noop(app)
+    for i in range(10):
+        noop.delay(i)
+    outcomes: list[Outcome] = []
+    consumer, _pool = _consumer(app, outcomes)
+    consumer.prefetch.observe(0.0)
+    consumer.step()  # short jobs: 2 started, 6 buffered
+    assert len(consumer.prefetch) == 6
+    for _ in range(10):
+        consumer.prefetch.observe(SHORT * 10)
+    consumer.step()  # long now: the buffer would hold up older work queued since
+    consumer._reset()
+    assert len(consumer.prefetch) == 0 and outcomes == []
+    # given back on the consumer's own connection, before its next claim
+    assert sum(1 for _, state, _ in _rows(app) if state == "queued") == 8
+    assert sum(1 for _, state, started in _rows(app) if state == "running" and started) == 2

@@ -23,10 +23,16 @@ CREATE TABLE {schema}.jobs (
     content_type text NOT NULL,
     headers jsonb NOT NULL DEFAULT '{}',
     body bytea NOT NULL,
-    error text
+    error text,
+    -- the job's place in its queue (claim order after priority): its eta when published
+    -- on its own; the callbacks, chain steps and chord bodies a finished job publishes
+    -- inherit its place, so a workflow's later steps go before later workflows' work
+    sort_key timestamptz NOT NULL DEFAULT now()
 );
--- Matches the claim's WHERE and ORDER BY exactly, so a claim reads LIMIT index entries.
-CREATE INDEX jobs_claim ON {schema}.jobs (queue, priority DESC, eta, id) WHERE state = 'queued';
+-- Matches the claim's WHERE and ORDER BY exactly, so a claim reads LIMIT index entries
+-- (a job due later has sort_key = eta, so not-yet-due jobs sit after the due ones).
+CREATE INDEX jobs_claim ON {schema}.jobs (queue, priority DESC, sort_key, id)
+    WHERE state = 'queued';
 -- The rescuer looks up running jobs by worker.
 CREATE INDEX jobs_running ON {schema}.jobs (worker_id) WHERE state = 'running';
 -- Revoke and inspection find jobs by task id; unique among live jobs, so publishing is
@@ -136,7 +142,9 @@ CREATE TABLE {schema}.chords (
     content_type text NOT NULL,
     -- the body signature, serialized with the task serializer
     body bytea NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- the workflow's place in the queue (jobs.sort_key), inherited by the body
+    sort_key timestamptz NOT NULL DEFAULT now()
 );
 -- Chords whose header never completes are pruned by age.
 CREATE INDEX chords_created ON {schema}.chords (created_at);

@@ -1,10 +1,11 @@
 -- name: take_chords
 -- Remove chords whose counter reached zero and return them for joining. Runs in the
 -- transaction whose decrement reached zero, which still holds the row lock: no other
--- transaction can take the same chord, so each body is published exactly once.
+-- transaction can take the same chord, so each body is published exactly once. The body
+-- goes in its workflow's place (sort_key), before later workflows' work.
 DELETE FROM {schema}.chords
 WHERE group_id = ANY(%(group_ids)s) AND remaining <= 0
-RETURNING group_id, task_ids, content_type, body;
+RETURNING group_id, task_ids, content_type, body, sort_key;
 
 -- name: store_final
 -- Store final states for tasks that will never run (the rest of a failed chain, a chord

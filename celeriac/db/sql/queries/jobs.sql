@@ -10,12 +10,15 @@
 -- the publish queries without ON CONFLICT DO NOTHING — speculative insertion is slower —
 -- and with it after a unique violation: Broker._write.) %(durable)s false commits
 -- asynchronously (synchronous_commit off for this transaction only: delivery_mode
--- "transient").
+-- "transient"). A job's place in the queue (sort_key) is its eta, or %(sort_key)s when
+-- given (a chord body joined: its workflow's place) for jobs due now.
 WITH ins AS (
     INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
-                               acks_late, reject_on_worker_lost, content_type, headers, body)
+                               acks_late, reject_on_worker_lost, content_type, headers, body,
+                               sort_key)
     SELECT t.task_id, t.task_name, t.queue, t.priority, coalesce(t.eta, now()), t.expires,
-           t.retries, t.acks_late, t.reject_on_worker_lost, t.content_type, t.headers::jsonb, t.body
+           t.retries, t.acks_late, t.reject_on_worker_lost, t.content_type, t.headers::jsonb, t.body,
+           coalesce(t.eta, %(sort_key)s::timestamptz, now())
     FROM unnest(%(task_ids)b::text[], %(task_names)b::text[], %(queues)b::text[],
                 %(priorities)b::smallint[], %(etas)b::timestamptz[], %(expires)b::timestamptz[],
                 %(retries)b::int[], %(acks_late)b::bool[], %(reject_on_worker_lost)b::bool[],
@@ -26,8 +29,9 @@ WITH ins AS (
     ON CONFLICT DO NOTHING
     RETURNING queue
 ), new_chords AS (
-    INSERT INTO {schema}.chords (group_id, task_ids, remaining, content_type, body)
-    SELECT h.group_id, ids.a, cardinality(ids.a), h.content_type, h.body
+    INSERT INTO {schema}.chords (group_id, task_ids, remaining, content_type, body, sort_key)
+    SELECT h.group_id, ids.a, cardinality(ids.a), h.content_type, h.body,
+           coalesce(%(sort_key)s::timestamptz, now())
     FROM unnest(%(h_group_ids)b::text[], %(h_task_ids)b::text[], %(h_content_types)b::text[],
                 %(h_bodies)b::bytea[]) AS h(group_id, task_ids, content_type, body)
     CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(h.task_ids::jsonb))) AS ids(a)
@@ -40,14 +44,17 @@ WHERE CASE WHEN %(durable)s::bool THEN true
 
 -- name: publish_one
 -- publish for a single job (delay()): scalar parameters, no arrays to build or unnest.
--- Same rules: idempotent by task id, one NOTIFY, %(durable)s false commits asynchronously.
+-- Same rules: idempotent by task id, one NOTIFY, %(durable)s false commits asynchronously,
+-- the place in the queue.
 WITH ins AS (
     INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
-                               acks_late, reject_on_worker_lost, content_type, headers, body)
+                               acks_late, reject_on_worker_lost, content_type, headers, body,
+                               sort_key)
     SELECT %(task_id)s::text, %(task_name)s::text, %(queue)s::text, %(priority)s::smallint,
            coalesce(%(eta)s::timestamptz, now()), %(expires)s::timestamptz, %(retries)s::int,
            %(acks_late)s::bool, %(reject_on_worker_lost)s::bool, %(content_type)s::text,
-           %(headers)s::jsonb, %(body)s::bytea
+           %(headers)s::jsonb, %(body)s::bytea,
+           coalesce(%(eta)s::timestamptz, %(sort_key)s::timestamptz, now())
     WHERE NOT EXISTS (SELECT 1 FROM {schema}.results AS r WHERE r.task_id = %(task_id)s::text)
     ON CONFLICT DO NOTHING
     RETURNING queue
@@ -62,11 +69,12 @@ WHERE CASE WHEN %(durable)s::bool THEN true
 -- so the client builds and sends three arrays instead of twelve. Same rules as publish.
 WITH ins AS (
     INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
-                               acks_late, reject_on_worker_lost, content_type, headers, body)
+                               acks_late, reject_on_worker_lost, content_type, headers, body,
+                               sort_key)
     SELECT t.task_id, %(task_name)s::text, %(queue)s::text, %(priority)s::smallint,
            coalesce(%(eta)s::timestamptz, now()), %(expires)s::timestamptz, 0,
            %(acks_late)s::bool, %(reject_on_worker_lost)s::bool, %(content_type)s::text,
-           t.headers::jsonb, t.body
+           t.headers::jsonb, t.body, coalesce(%(eta)s::timestamptz, now())
     FROM unnest(%(task_ids)b::text[], %(headers)b::text[], %(bodies)b::bytea[])
          AS t(task_id, headers, body)
     WHERE NOT EXISTS (SELECT 1 FROM {schema}.results AS r WHERE r.task_id = t.task_id)
@@ -79,24 +87,26 @@ WHERE EXISTS (SELECT 1 FROM ins)
            ELSE set_config('synchronous_commit', 'off', true) IS NOT NULL END;
 
 -- name: claim
--- Claim up to %(limit)s due jobs of one queue for a worker. SKIP LOCKED: concurrent
--- workers never wait on each other's rows; the ORDER BY matches jobs_claim, so the scan
--- stops after LIMIT entries. The claim increments the fencing token (attempt) and says
+-- Claim up to %(limit)s due jobs of one queue for a worker: highest priority first, then
+-- the oldest place in the queue (sort_key: a workflow's later steps inherit its place, so
+-- they go before later workflows' work). SKIP LOCKED: concurrent workers never wait on
+-- each other's rows; the ORDER BY matches jobs_claim, so the scan stops after LIMIT
+-- entries. The claim increments the fencing token (attempt) and says
 -- whether the task was revoked (a primary-key probe), saving a round trip. A worker taken
 -- for dead (its row stopped, its jobs rescued) claims nothing until it registers again:
 -- whatever it claimed would be rescued from under it. The first %(start)s jobs (in claim
 -- order) start now and get claimed_at; the rest are prefetched (worker/prefetch.py):
 -- claimed_at stays NULL until they start, so a rescuer knows they never ran.
 WITH picked AS (
-    SELECT id, priority, eta FROM {schema}.jobs
+    SELECT id, priority, sort_key FROM {schema}.jobs
     WHERE state = 'queued' AND queue = %(queue)s AND eta <= now()
       AND NOT EXISTS (SELECT 1 FROM {schema}.workers AS w
                       WHERE w.id = %(worker_id)s AND w.stopped_at IS NOT NULL)
-    ORDER BY priority DESC, eta, id
+    ORDER BY priority DESC, sort_key, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), next AS (
-    SELECT id, row_number() OVER (ORDER BY priority DESC, eta, id) AS rank FROM picked
+    SELECT id, row_number() OVER (ORDER BY priority DESC, sort_key, id) AS rank FROM picked
 )
 UPDATE {schema}.jobs AS j
 SET state = 'running', attempt = j.attempt + 1, worker_id = %(worker_id)s,
@@ -105,7 +115,8 @@ FROM next
 WHERE j.id = next.id
 RETURNING j.id, j.attempt, j.task_id, j.task_name, j.queue, j.priority, j.eta, j.expires,
           j.retries, j.acks_late, j.reject_on_worker_lost, j.content_type, j.headers, j.body,
-          EXISTS (SELECT 1 FROM {schema}.revoked AS r WHERE r.task_id = j.task_id) AS revoked;
+          EXISTS (SELECT 1 FROM {schema}.revoked AS r WHERE r.task_id = j.task_id) AS revoked,
+          next.rank;
 
 -- name: running_of_worker
 -- The jobs a worker holds. After a claim whose reply was lost with its connection (the
@@ -137,6 +148,7 @@ SELECT min(eta) FROM {schema}.jobs WHERE state = 'queued' AND queue = ANY(%(queu
 -- COMMIT reply can never publish them twice; so are the chords they start. A finished
 -- chord part decrements its chord's counter here, in the transaction that stores its
 -- result; chords are locked in group_id order so concurrent batches never deadlock.
+-- What a job publishes inherits its place in the queue (sort_key) unless due later.
 -- Returns the ids that were accepted, each with the chords that became complete.
 WITH o AS (
     SELECT * FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[], %(statuses)s::text[],
@@ -146,7 +158,8 @@ WITH o AS (
 ), done AS (
     DELETE FROM {schema}.jobs AS j USING o
     WHERE j.id = o.job_id AND j.attempt = o.attempt AND j.state = 'running'
-    RETURNING j.id, j.task_id, j.task_name, j.queue, j.retries, j.headers, j.content_type, j.body
+    RETURNING j.id, j.task_id, j.task_name, j.queue, j.retries, j.headers, j.content_type, j.body,
+              j.sort_key
 ), saved AS (
     INSERT INTO {schema}.results AS r (task_id, status, content_type, result, traceback, name,
                                        request_type, request, worker, retries, queue, parent_id,
@@ -167,9 +180,11 @@ WITH o AS (
         date_done = excluded.date_done, expires_at = excluded.expires_at
 ), children AS (
     INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
-                               acks_late, reject_on_worker_lost, content_type, headers, body)
+                               acks_late, reject_on_worker_lost, content_type, headers, body,
+                               sort_key)
     SELECT t.task_id, t.task_name, t.queue, t.priority, coalesce(t.eta, now()), t.expires,
-           t.retries, t.acks_late, t.reject_on_worker_lost, t.content_type, t.headers::jsonb, t.body
+           t.retries, t.acks_late, t.reject_on_worker_lost, t.content_type, t.headers::jsonb, t.body,
+           coalesce(t.eta, d.sort_key)
     FROM unnest(%(c_parents)s::bigint[], %(c_task_ids)s::text[], %(c_task_names)s::text[],
                 %(c_queues)s::text[], %(c_priorities)s::smallint[], %(c_etas)s::timestamptz[],
                 %(c_expires)s::timestamptz[], %(c_retries)s::int[], %(c_acks_late)s::bool[],
@@ -177,19 +192,19 @@ WITH o AS (
                 %(c_headers)s::text[], %(c_bodies)s::bytea[])
          AS t(parent, task_id, task_name, queue, priority, eta, expires, retries, acks_late,
               reject_on_worker_lost, content_type, headers, body)
-    WHERE t.parent IN (SELECT id FROM done)
+    JOIN done AS d ON d.id = t.parent
     -- a task id still queued or running is not queued twice (jobs_task_id): e.g. one
     -- frozen errback linked to several tasks that fail together
     ON CONFLICT DO NOTHING
     RETURNING queue
 ), new_chords AS (
-    INSERT INTO {schema}.chords (group_id, task_ids, remaining, content_type, body)
-    SELECT h.group_id, ids.a, cardinality(ids.a), h.content_type, h.body
+    INSERT INTO {schema}.chords (group_id, task_ids, remaining, content_type, body, sort_key)
+    SELECT h.group_id, ids.a, cardinality(ids.a), h.content_type, h.body, d.sort_key
     FROM unnest(%(h_parents)s::bigint[], %(h_group_ids)s::text[], %(h_task_ids)s::text[],
                 %(h_content_types)s::text[], %(h_bodies)s::bytea[])
          AS h(parent, group_id, task_ids, content_type, body)
+    JOIN done AS d ON d.id = h.parent
     CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(h.task_ids::jsonb))) AS ids(a)
-    WHERE h.parent IN (SELECT id FROM done)
     ON CONFLICT (group_id) DO NOTHING
 ), parts AS (
     -- a task that replaced itself (Task.replace) is not counted: its replacement, which
@@ -231,6 +246,10 @@ WITH o AS (
     UPDATE {schema}.jobs AS j
     SET state = 'queued',
         eta = coalesce(o.eta, CASE WHEN o.retry THEN now() ELSE j.eta END),
+        -- a retry (or a release with a new eta) takes its place at its eta, as Celery's
+        -- re-published message does; a job released untouched keeps its place
+        sort_key = CASE WHEN o.retry OR o.eta IS NOT NULL THEN coalesce(o.eta, now())
+                        ELSE j.sort_key END,
         retries = j.retries + o.retry::int,
         worker_id = NULL, claimed_at = NULL, body = coalesce(o.body, j.body),
         queue = coalesce(o.queue, j.queue)
