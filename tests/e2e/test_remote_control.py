@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -172,13 +173,17 @@ def test_revoked_scheduled_task_stays_revoked_across_restart(
 ) -> None:
     worker = start_worker("-n", f"r1@{HOST}", "-c", "1")
     marker = tmp_path / "ran"
-    later = proj_app.tasks["proj.sleep_then"].apply_async((0, "ran", str(marker)), countdown=1)
+    # due in 8 s: the CLI's revoke (a new process) must land before it is due, even on a
+    # loaded machine where starting the CLI takes seconds
+    due = datetime.now(UTC) + timedelta(seconds=8)
+    later = proj_app.tasks["proj.sleep_then"].apply_async((0, "ran", str(marker)), eta=due)
     assert run("control", "revoke", later.id).returncode == 0
     assert later.state == states.REVOKED
+    assert datetime.now(UTC) < due, "revoke took longer than the eta: test inconclusive"
     worker.signal(signal.SIGTERM)
     assert worker.wait(20) == 0
     start_worker("-n", f"r1@{HOST}", "-c", "1")  # a restarted worker, revoked ids still known
     assert later.id in replies(run("inspect", "revoked", "-j"))[f"r1@{HOST}"]
-    after = proj_app.tasks["proj.add"].apply_async((1, 1), countdown=1.5)
+    after = proj_app.tasks["proj.add"].apply_async((1, 1), eta=due + timedelta(seconds=0.5))
     assert after.get(timeout=20) == 2  # due after the revoked one would have been
     assert later.state == states.REVOKED and not marker.exists()
