@@ -123,6 +123,25 @@ class EventRecorder:
         )
 
 
+def send_event(
+    app: Celery, type_: str, task_id: str | None, hostname: str | None, **fields: Any
+) -> None:
+    """``Task.send_event``: a custom event (e.g. ``task-progress``) for monitors, written
+    whether or not the worker records its own events (-E), as in Celery."""
+    db = app.database
+    with db.connection() as conn:
+        conn.execute(
+            query("insert_event", db.schema),
+            {
+                "type": type_,
+                "task_id": task_id,
+                "hostname": hostname,
+                "fields": json.dumps(fields, default=repr),
+                "channel": events_channel(db.schema),
+            },
+        )
+
+
 def sent_fields(message: Message) -> dict[str, Any]:
     """Celery's task-sent fields for a published message."""
     headers = message.headers
@@ -183,4 +202,11 @@ def read_events(app: Celery, after: int, limit: int = 1000) -> list[dict[str, An
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-__all__ = ["EventRecorder", "events_channel", "read_events", "record_sent", "sent_fields"]
+__all__ = [
+    "EventRecorder",
+    "events_channel",
+    "read_events",
+    "record_sent",
+    "send_event",
+    "sent_fields",
+]

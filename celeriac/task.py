@@ -499,7 +499,15 @@ class Task:
         return add_to_chord(self, sig, lazy)
 
     def send_event(self, type_: str, **fields: Any) -> None:
-        """Events are not sent by celeriac; states live in the database."""
+        """Record a custom event for this task (``uuid`` = the running task's id) that
+        monitors and ``celeriac events`` see, e.g. ``self.send_event('task-progress',
+        current=3, total=10)``. Celery's ``retry``/``retry_policy`` are accepted and unused."""
+        from celeriac.events import send_event
+
+        fields.pop("retry", None)
+        fields.pop("retry_policy", None)
+        request = self.request
+        send_event(self.app, type_, request.id, request.hostname, **fields)
 
 
 class ExceptionInfo:

@@ -40,3 +40,10 @@ def grow_chord(self: Any, x: int) -> int:
     """A chord header task that adds one more header task (its result comes last)."""
     self.add_to_chord(identity.si(x * 100))
     return x
+
+
+@app.task(bind=True)
+def report_progress(self: Any, total: int) -> int:
+    """Sends a custom event for monitors (Celery's Task.send_event)."""
+    self.send_event("task-progress", current=total // 2, total=total)
+    return total

@@ -32,6 +32,7 @@ def t(proj_app: Any) -> Any:
         replace_with_group = compat_tasks.replace_with_group
         replace_with_task = compat_tasks.replace_with_task
         grow_chord = compat_tasks.grow_chord
+        report_progress = compat_tasks.report_progress
 
     return Tasks
 
@@ -125,3 +126,18 @@ def test_add_to_chord_outside_a_chord_fails_the_task(t: Any, start_worker: Any) 
     start_worker(*WORKER)
     with pytest.raises(ValueError, match="not member of any chord"):
         t.grow_chord.delay(1).get(timeout=15)
+
+
+# -- send_event() ----------------------------------------------------------------------------
+def test_send_event_records_a_custom_event_without_dash_e(
+    t: Any, start_worker: Any, proj_app: Any
+) -> None:
+    from celeriac.events import read_events
+
+    start_worker(*WORKER)  # no -E: custom events are sent anyway, as in Celery
+    result = t.report_progress.delay(10)
+    assert result.get(timeout=15) == 10
+    events = [e for e in read_events(proj_app, 0) if e["uuid"] == result.id]
+    assert [e["type"] for e in events] == ["task-progress"]
+    assert events[0]["fields"] == {"current": 5, "total": 10}
+    assert events[0]["hostname"].startswith("celery@")
