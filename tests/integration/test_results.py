@@ -118,6 +118,19 @@ def test_revoke_of_a_queued_task_is_revoked_at_once(app: Any) -> None:
     assert isinstance(result.get(propagate=False), TaskRevokedError)
 
 
+def test_revoke_of_a_task_waiting_to_retry_clears_the_retry_traceback(app: Any) -> None:
+    @app.task(bind=True)
+    def flaky(self: Any) -> None:
+        raise self.retry(exc=ValueError("again"), countdown=3600)
+
+    result = flaky.delay()
+    run_jobs(app)
+    assert result.state == states.RETRY and "ValueError" in (result.traceback or "")
+    result.revoke()
+    assert result.state == states.REVOKED
+    assert result.traceback is None  # Celery stores REVOKED without a traceback
+
+
 def test_get_is_woken_by_notify_not_polling(app: Any, dsn: str, monkeypatch: Any) -> None:
     monkeypatch.setattr(backend_module, "FALLBACK_POLL", 60.0)
     result = AsyncResult("notified", app=app)

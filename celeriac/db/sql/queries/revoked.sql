@@ -23,8 +23,10 @@ WITH ids AS (
            g.body, g.retries, g.queue, g.headers->>'parent_id', g.headers->>'root_id',
            g.headers->>'group', now(), now() + make_interval(secs => %(result_expires)s::float8)
     FROM gone AS g
+    -- (a task waiting to retry has a RETRY row: its traceback is not the revoke's)
     ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, result = excluded.result,
-        content_type = excluded.content_type, date_done = excluded.date_done
+        content_type = excluded.content_type, traceback = NULL, date_done = excluded.date_done,
+        expires_at = excluded.expires_at
     RETURNING task_id
 ), parts AS (
     SELECT g.headers->>'group' AS group_id, count(*)::int AS n
