@@ -46,6 +46,10 @@ def add_to_chord(task: Task, sig: Any, lazy: bool = False) -> Any:
         planner = Planner(app, parent_id=request.id, root_id=request.root_id or request.id)
         planner.add(signature)
         app.broker.publish(planner.plan.messages, conn=conn, chords=planner.plan.chords)
+        if app.conf.task_send_sent_event:
+            from celeriac.events import record_sent
+
+            record_sent(app, planner.plan.messages, conn)
     return result
 
 
