@@ -43,7 +43,7 @@ def test_task_events_are_recorded(
 
 
 def test_task_sent_events_from_clients_and_workers(
-    proj_app: Any, worker_env: dict[str, str], start_worker: Any
+    proj_app: Any, worker_env: dict[str, str], start_worker: Any, monkeypatch: Any
 ) -> None:
     """task_send_sent_event: a publisher records task-sent (Celery's fields) with each
     message it writes — in the caller's transaction when given one; a worker does for
@@ -52,7 +52,7 @@ def test_task_sent_events_from_clients_and_workers(
 
     from celeriac import chain, chord
 
-    proj_app.conf["task_send_sent_event"] = True
+    monkeypatch.setitem(proj_app.conf, "task_send_sent_event", True)  # proj is shared
     add = proj_app.tasks["proj.add"]
     sent = add.apply_async((2, 3), countdown=60)
     with psycopg.connect(proj_app.conf.broker_url) as conn:
