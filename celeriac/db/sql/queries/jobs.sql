@@ -194,7 +194,9 @@ WITH o AS (
               reject_on_worker_lost, content_type, headers, body)
     JOIN done AS d ON d.id = t.parent
     -- a task id still queued or running is not queued twice (jobs_task_id): e.g. one
-    -- frozen errback linked to several tasks that fail together
+    -- frozen errback linked to several tasks that fail together. The finishing job's own
+    -- id is free (retry(throw=False), replace() reuse it): done has deleted it already,
+    -- since this insert reads done.
     ON CONFLICT DO NOTHING
     RETURNING queue
 ), new_chords AS (
