@@ -36,7 +36,8 @@ def parse_blocks(text: str) -> dict[str, str]:
 
 def _strip_comments(body: str) -> str:
     # Whole-line comments go: psycopg would read a %(name)s in a comment as a parameter.
-    lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
+    # Indentation goes too: psycopg caches its parsing of queries up to 4,096 bytes only.
+    lines = [line.strip() for line in body.splitlines() if not line.lstrip().startswith("--")]
     return "\n".join(lines).strip().rstrip(";")
 
 

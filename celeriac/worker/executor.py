@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import operator
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from celeriac import _state, serialization, signals, states, task_sends
@@ -65,6 +66,13 @@ class Outcome:
     errbacks: list[dict[str, Any]] = field(default_factory=list)
     chords: list[ChordJoin] = field(default_factory=list)  # chords started (chain steps)
     marks: list[FinalState] = field(default_factory=list)  # steps of a chain that won't run
+
+    def __reduce__(self) -> tuple[type[Outcome], tuple[Any, ...]]:
+        # pickled once per job on its way back from a prefork child (see Job.__reduce__)
+        return (Outcome, _outcome_fields(self))
+
+
+_outcome_fields = operator.attrgetter(*(f.name for f in fields(Outcome)))
 
 
 class Execution:

@@ -2,8 +2,13 @@
 
 With short jobs a claim round trip costs as much as the job, so a slot that waits for
 its own claim sits idle half the time. While the recent average runtime is under
-``SHORT`` the consumer claims up to ``concurrency * (prefetch_multiplier - 1)`` extra
-jobs in the same statement and hands them out as slots free. Long jobs get no buffer:
+``SHORT`` the consumer claims extra jobs in the same statement and hands them out as
+slots free: Celery's ``concurrency * (prefetch_multiplier - 1)``, or, when jobs are so
+short that this is less than ``BUDGET`` seconds of the pool's work, as many as fill
+``BUDGET`` (at most ``MAX_AHEAD``). Each claim and each recorded batch is a commit; a
+drain of no-op jobs claiming 6 at a time spent most of its time (and most of
+PostgreSQL's CPU) on those commits. ``prefetch_multiplier = 1`` still means no
+buffer at all. Long jobs get no buffer:
 holding work another worker could start would cost more than the round trip saves
 (and would delay a chord's callback behind later work). When the average turns long
 while jobs are buffered, the consumer gives the buffer back to the queue at once, so
@@ -28,6 +33,9 @@ from collections.abc import Callable, Iterable
 from celeriac.message import Job
 
 SHORT = 0.02  # seconds: jobs shorter than this on average are worth claiming ahead
+BUDGET = 0.1  # seconds of the pool's work the buffer may hold while jobs are short
+FLOOR = 0.001  # seconds: a job's cost as counted against BUDGET is at least this
+MAX_AHEAD = 256
 REVOKED_KEPT = 10_000
 
 
@@ -47,9 +55,12 @@ class Prefetch:
         self.average = runtime if self.average is None else 0.8 * self.average + 0.2 * runtime
 
     def capacity(self) -> int:
-        if self.average is None or self.average > SHORT:
+        if self.average is None or self.average > SHORT or self.multiplier <= 1:
             return 0
-        return self.concurrency() * (self.multiplier - 1)
+        concurrency = self.concurrency()
+        celery = concurrency * (self.multiplier - 1)
+        budget = int(concurrency * BUDGET / max(self.average, FLOOR))
+        return max(celery, min(budget, MAX_AHEAD))
 
     def room(self) -> int:
         """How many jobs to claim ahead now: refill only once the buffer is half empty."""
@@ -94,4 +105,4 @@ class Prefetch:
         return len(self.jobs)
 
 
-__all__ = ["SHORT", "Prefetch"]
+__all__ = ["BUDGET", "MAX_AHEAD", "SHORT", "Prefetch"]

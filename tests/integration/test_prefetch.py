@@ -12,7 +12,7 @@ from celeriac.worker.completer import to_batch
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.executor import Outcome
 from celeriac.worker.maintenance import Maintenance
-from celeriac.worker.prefetch import SHORT, Prefetch
+from celeriac.worker.prefetch import BUDGET, MAX_AHEAD, SHORT, Prefetch
 
 GONE = 987_654  # a worker id with no row: its jobs are orphans
 
@@ -110,23 +110,22 @@ def _consumer(app: Any, outcomes: list[Outcome]) -> tuple[Consumer, FakePool]:
 
 def test_consumer_claims_ahead_only_for_short_jobs(app: Any) -> None:
     noop = _noop(app)
-    for i in range(10):
-        noop.delay(i)
+    noop.delay_many([(i,) for i in range(40)])
     outcomes: list[Outcome] = []
     consumer, pool = _consumer(app, outcomes)
     consumer.step()  # nothing observed yet: claims only the free slots
     assert len(pool.submitted) == 2 and len(consumer.prefetch) == 0
-    consumer.prefetch.observe(SHORT / 10)
+    consumer.prefetch.observe(SHORT / 2)
     pool.submitted.clear()
-    consumer.step()  # short jobs: 2 slots + 2 * (4 - 1) ahead
-    assert len(pool.submitted) == 2 and len(consumer.prefetch) == 6
+    consumer.step()  # short jobs: 2 slots + BUDGET's worth ahead (2 * 0.1 / 0.01)
+    assert len(pool.submitted) == 2 and len(consumer.prefetch) == 20
     assert sum(1 for _, state, started in _rows(app) if state == "running" and started) == 4
     consumer.release_prefetched()
     consumer._reset()
-    assert [o.kind for o in outcomes] == ["requeue"] * 6
+    assert [o.kind for o in outcomes] == ["requeue"] * 20
     with app.database.connection() as conn:
         app.broker.commit(conn, to_batch(outcomes), "c@test", 60.0)
-    assert sum(1 for _, state, _ in _rows(app) if state == "queued") == 6
+    assert sum(1 for _, state, _ in _rows(app) if state == "queued") == 36
 
 
 def test_buffered_jobs_are_marked_started_when_they_leave(app: Any) -> None:
@@ -161,8 +160,24 @@ def test_long_jobs_get_no_buffer() -> None:
     prefetch.observe(SHORT * 10)
     assert prefetch.capacity() == 0
     for _ in range(30):
+        prefetch.observe(SHORT * 0.9)
+    assert prefetch.average is not None
+    assert prefetch.capacity() == int(4 * BUDGET / prefetch.average)
+
+
+def test_very_short_jobs_fill_the_budget_up_to_a_cap() -> None:
+    prefetch = Prefetch(lambda: 4, 4)
+    prefetch.observe(0.005)
+    assert prefetch.capacity() == int(4 * BUDGET / 0.005)
+    for _ in range(50):
         prefetch.observe(0.0)
-    assert prefetch.capacity() == 12
+    assert prefetch.capacity() == MAX_AHEAD
+    generous = Prefetch(lambda: 2, 50)
+    generous.observe(SHORT * 0.9)
+    assert generous.capacity() == 2 * 49  # Celery's count, when it is more than BUDGET's worth
+    unbuffered = Prefetch(lambda: 2, 1)
+    unbuffered.observe(0.0)
+    assert unbuffered.capacity() == 0
 
 
 def test_buffer_goes_back_to_the_queue_when_jobs_turn_long(app: Any) -> None:
@@ -172,8 +187,8 @@ def test_buffer_goes_back_to_the_queue_when_jobs_turn_long(app: Any) -> None:
     outcomes: list[Outcome] = []
     consumer, _pool = _consumer(app, outcomes)
     consumer.prefetch.observe(0.0)
-    consumer.step()  # short jobs: 2 started, 6 buffered
-    assert len(consumer.prefetch) == 6
+    consumer.step()  # short jobs: 2 started, the other 8 buffered (BUDGET)
+    assert len(consumer.prefetch) == 8
     for _ in range(10):
         consumer.prefetch.observe(SHORT * 10)
     consumer.step()  # long now: the buffer would hold up older work queued since

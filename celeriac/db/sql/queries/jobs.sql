@@ -152,8 +152,8 @@ SELECT min(eta) FROM {schema}.jobs WHERE state = 'queued' AND queue = ANY(%(queu
 -- Returns the ids that were accepted, each with the chords that became complete.
 WITH o AS (
     SELECT * FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[], %(statuses)s::text[],
-                         %(content_types)s::text[], %(results)s::bytea[], %(tracebacks)s::text[],
-                         %(stores)s::bool[], %(started)s::timestamptz[])
+                         %(content_types)s::text[], %(results)b::bytea[], %(tracebacks)s::text[],
+                         %(stores)s::bool[], %(started)b::timestamptz[])
          AS o(job_id, attempt, status, content_type, result, traceback, store, date_started)
 ), done AS (
     DELETE FROM {schema}.jobs AS j USING o
@@ -239,9 +239,9 @@ FROM done AS d CROSS JOIN (SELECT count(*) AS n FROM woken) AS w;
 -- storing RETRY with the exception in the same statement) or untouched (retry false: warm
 -- shutdown, Reject(requeue=True), a lost child with reject_on_worker_lost).
 WITH o AS (
-    SELECT * FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[], %(etas)s::timestamptz[],
-                         %(content_types)s::text[], %(results)s::bytea[], %(tracebacks)s::text[],
-                         %(stores)s::bool[], %(bodies)s::bytea[], %(queues)s::text[],
+    SELECT * FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[], %(etas)b::timestamptz[],
+                         %(content_types)s::text[], %(results)b::bytea[], %(tracebacks)s::text[],
+                         %(stores)s::bool[], %(bodies)b::bytea[], %(queues)s::text[],
                          %(retry)s::bool[])
          AS o(job_id, attempt, eta, content_type, result, traceback, store, body, queue, retry)
 ), moved AS (
