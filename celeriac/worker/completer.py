@@ -83,6 +83,10 @@ def to_batch(outcomes: list[Outcome]) -> Batch:
             batch.states.append(
                 StateUpdate(o.task_id, o.status, o.content_type, o.result, o.task_name)
             )
+    if batch.started:  # a job that also ended in this batch needs no mark: its row goes
+        ended = {f.job_id for f in batch.finished} | {r.job_id for r in batch.requeued}
+        ended.update(job_id for job_id, _, _ in batch.buried)
+        batch.started = [mark for mark in batch.started if mark[0] not in ended]
     return batch
 
 

@@ -234,12 +234,13 @@ class Consumer:
         return max(0.0, min(self.poll_interval, wait))
 
     def dispatch(self, job: Job) -> None:
-        logger.info(
-            "Task %s[%s] received",
-            job.task_name,
-            job.task_id,
-            extra={"task_id": job.task_id, "task_name": job.task_name, "action": "received"},
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "Task %s[%s] received",
+                job.task_name,
+                job.task_id,
+                extra={"task_id": job.task_id, "task_name": job.task_name, "action": "received"},
+            )
         signals.task_received.send(sender=self, request=job)
         delay = self._rate_delay(job.task_name)
         if delay:

@@ -248,6 +248,8 @@ class Execution:
 
     def log_outcome(self, outcome: Outcome, ran: RunResult) -> None:
         """Celery's log lines: succeeded (with runtime), raised, retry."""
+        if outcome.status == states.SUCCESS and not logger.isEnabledFor(logging.INFO):
+            return  # the hot path of short tasks: no repr of the result, no extra dict
         name, task_id, extra = self.job.task_name, self.job.task_id, self._extra(ran.state)
         if outcome.status == states.SUCCESS:
             logger.info(

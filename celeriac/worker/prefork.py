@@ -289,21 +289,38 @@ class PreforkPool(BasePool):
         )
         if self.poke_r in ready:
             os.read(self.poke_r, 1024)
+        answered = False
         for child in children:
             if child.conn in ready:
-                self._receive(child)
+                answered |= self._receive_all(child)
             elif child.process.sentinel in ready:
                 self._reap(child)
+        if answered:
+            self.on_free()
         self._enforce_hard_limits()
         if self._top_up():
             self.on_free()
 
-    def _receive(self, child: Child) -> None:
+    def _receive_all(self, child: Child) -> bool:
+        """Take every outcome waiting in the child's pipe (one wake-up for several when
+        the parent is busy); True if any. A child that died is reaped once its pipe is
+        empty, so outcomes it sent before dying are never reported lost."""
+        received = False
+        while self._receive(child):
+            received = True
+            try:
+                if not child.conn.poll():
+                    break
+            except OSError:
+                break
+        return received
+
+    def _receive(self, child: Child) -> bool:
         try:
             outcome = child.conn.recv()
         except (EOFError, OSError):
             self._reap(child)
-            return
+            return False
         with self.lock:
             job, child.job = child.job, None
             self.running.pop(outcome.job_id, None)
@@ -312,7 +329,7 @@ class PreforkPool(BasePool):
         if job is not None and job.id != outcome.job_id:  # never expected; be loud
             logger.error("pool process %s answered for the wrong job", child.process.pid)
         self.on_outcome(outcome)
-        self.on_free()
+        return True
 
     def _reap(self, child: Child) -> None:
         child.process.join(timeout=1)
