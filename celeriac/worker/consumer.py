@@ -24,6 +24,14 @@ from celeriac.worker.executor import Outcome
 from celeriac.worker.pool import BasePool
 from celeriac.worker.prefetch import Prefetch
 
+
+def started_mark(job: Job) -> Outcome:
+    """The outcome that records a prefetched job as started (``mark_started``)."""
+    mark = Outcome(job.id, job.attempt, job.task_id, job.task_name, "started", "STARTED")
+    mark.store = False
+    return mark
+
+
 if TYPE_CHECKING:
     from celeriac.app import Celery
 
@@ -149,7 +157,9 @@ class Consumer:
         self.woken.clear()
         if len(self.prefetch) and not self.prefetch.capacity():
             self.give_back()
-        free = self.pool.free_slots() - self._from_buffer(self.pool.free_slots())
+        idle = self.pool.free_slots()
+        free = idle - self._from_buffer(self.pool.room())  # idle processes left
+        self.pool.flush()  # the pool works on these during the claim's round trip
         want = free + self.prefetch.room()
         if want <= 0 or self.stopping.is_set():
             self.woken.wait(self.poll_interval)
@@ -160,23 +170,28 @@ class Consumer:
                 ahead = now[index:] + ahead
                 break
             self.dispatch(job)
+        self.pool.flush()
         self.prefetch.put(ahead)
         if not now and not ahead:
             self.woken.wait(self._sleep_time())
 
     def _from_buffer(self, free: int) -> int:
-        """Start prefetched jobs in free slots; the completer's next write marks them."""
+        """Start prefetched jobs in free slots; the completer's next write marks them
+        (prefork marks a job when it reaches the front of its child's queue instead)."""
         started = 0
         while started < free and not self.stopping.is_set():
             job = self.prefetch.take()
             if job is None:
                 break
-            mark = Outcome(job.id, job.attempt, job.task_id, job.task_name, "started", "STARTED")
-            mark.store = False
-            self.on_outcome(mark)
+            if not self.pool.marks_started:
+                self.on_outcome(started_mark(job))
             self.dispatch(job)
             started += 1
         return started
+
+    def mark_started(self, job: Job) -> None:
+        """A prefetched job starts: its ``claimed_at`` is set with the next batch."""
+        self.on_outcome(started_mark(job))
 
     def claim(self, want: int, free: int) -> tuple[list[Job], list[Job]]:
         """Claim up to ``want`` jobs: the first ``free`` start now, the rest are prefetched."""

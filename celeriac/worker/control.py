@@ -118,6 +118,7 @@ class Panel:
         return [
             self.request_info(slot.job, wall + slot.started, slot.pid)
             for slot in self.worker.pool.active()
+            if not slot.queued
         ]
 
     def scheduled_infos(self, limit: int = 1000) -> list[Any]:

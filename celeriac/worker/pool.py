@@ -62,12 +62,14 @@ class Running:
     pid: int
     hard_deadline: float | None = None
     killed_for: BaseException | None = None
+    queued: bool = False  # prefork: waiting in its child behind the job it runs
 
 
 class BasePool:
     """What the consumer needs from a pool."""
 
     name = "base"
+    marks_started = False  # True: the pool reports when a job starts (``on_started``)
 
     def __init__(
         self,
@@ -81,6 +83,9 @@ class BasePool:
         soft_time_limit: float | None = None,
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
+        depth: Callable[[], int] = lambda: 1,
+        on_started: Callable[[Job], None] = lambda job: None,
+        on_release: Callable[[Job], None] = lambda job: None,
     ) -> None:
         self.app = app
         self.limit = concurrency
@@ -92,6 +97,9 @@ class BasePool:
         self.soft_time_limit = soft_time_limit
         self.max_tasks_per_child = max_tasks_per_child
         self.max_memory_per_child = max_memory_per_child
+        self.depth = depth  # jobs a process may hold (prefork), see worker/prefetch.py
+        self.on_started = on_started  # a job left the queue it waited in, and runs
+        self.on_release = on_release  # a job that never started goes back untouched
         self.lock = threading.RLock()
         self.running: dict[int, Running] = {}
 
@@ -101,9 +109,16 @@ class BasePool:
         with self.lock:
             return self.limit - len(self.running)
 
+    def room(self) -> int:
+        """How many jobs the pool takes now (free slots, and queue room in prefork)."""
+        return self.free_slots()
+
     def submit(self, job: Job) -> None:
         """Start ``job``; raises when it could not be handed over (the caller releases it)."""
         raise NotImplementedError
+
+    def flush(self) -> None:
+        """Hand over what ``submit`` queued (prefork sends each child one message)."""
 
     def active(self) -> list[Running]:
         with self.lock:

@@ -36,6 +36,8 @@ SHORT = 0.02  # seconds: jobs shorter than this on average are worth claiming ah
 BUDGET = 0.1  # seconds of the pool's work the buffer may hold while jobs are short
 FLOOR = 0.001  # seconds: a job's cost as counted against BUDGET is at least this
 MAX_AHEAD = 256
+DEPTH_BUDGET = 0.005  # seconds of work a prefork process may hold queued behind its job
+MAX_DEPTH = 16
 REVOKED_KEPT = 10_000
 
 
@@ -61,6 +63,14 @@ class Prefetch:
         celery = concurrency * (self.multiplier - 1)
         budget = int(concurrency * BUDGET / max(self.average, FLOOR))
         return max(celery, min(budget, MAX_AHEAD))
+
+    def depth(self) -> int:
+        """How many jobs one prefork process may hold (the one it runs and those queued
+        behind it): 1 unless jobs are so short that ``DEPTH_BUDGET`` fits several."""
+        if not self.capacity():
+            return 1
+        assert self.average is not None
+        return max(1, min(MAX_DEPTH, int(DEPTH_BUDGET / max(self.average, DEPTH_BUDGET / 64))))
 
     def room(self) -> int:
         """How many jobs to claim ahead now: refill only once the buffer is half empty."""
@@ -105,4 +115,4 @@ class Prefetch:
         return len(self.jobs)
 
 
-__all__ = ["BUDGET", "MAX_AHEAD", "SHORT", "Prefetch"]
+__all__ = ["BUDGET", "MAX_AHEAD", "MAX_DEPTH", "SHORT", "Prefetch"]

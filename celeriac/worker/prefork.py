@@ -1,9 +1,21 @@
 """The prefork pool: child processes forked from the worker, one job each at a time.
 
-The parent sends a child ``(job, hard, soft)`` over a pipe and a result-reader thread
-collects the outcomes. That thread is the pool's heart: it also reaps dead children
-(reporting their job lost), forks replacements, and kills a child whose job passed its
-hard time limit — so it never lets an exception end it.
+The parent sends a child a list of ``(job, hard, soft)`` over a pipe and a result-reader
+thread collects the outcomes, one message per job, in order. That thread is the pool's
+heart: it also reaps dead children (reporting their job lost), forks replacements, and
+kills a child whose job passed its hard time limit — so it never lets an exception end it.
+
+While jobs are very short a child holds a few queued behind the one it runs (``depth``,
+from worker/prefetch.py): one pipe message carries several jobs, and the child starts
+the next without waiting for the parent — a drain of no-op jobs spent most of the
+worker's CPU on one pipe round trip per job. Because outcomes still come back one per
+job, the parent always knows which job a child is running (the first it has not
+answered): that job alone has a hard deadline, counts as started (the ``started`` mark
+of a prefetched job is sent when it gets there), is the one a terminate or a dead child
+concerns. The jobs queued behind it never started: a dead child's are put back in the
+queue untouched, and a terminate aimed at one kills the child when the job reaches the
+front (its queue is a few milliseconds of short jobs). A revoke without terminate does
+not reach a queued job: like a job already sent to a child, it runs.
 
 Children never touch their parent's database connections: the connection pool is
 re-created after fork (``celeriac.db.pool``), and a child always leaves with
@@ -23,8 +35,9 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING
 
@@ -45,13 +58,20 @@ PR_SET_PDEATHSIG = 1
 
 @dataclass
 class Child:
-    """A prefork child process and the job it runs."""
+    """A prefork child process, the job it runs and the jobs queued behind it."""
 
     process: multiprocessing.process.BaseProcess
     conn: Connection
     index: int
-    job: Job | None = None
-    retiring: bool = False  # shrinking: exits after its job, not replaced
+    jobs: deque[Job] = field(default_factory=deque)  # the first one runs
+    outbox: list[tuple[Job, float | None, float | None]] = field(default_factory=list)
+    assigned: int = 0  # jobs given to it in its life (max-tasks-per-child)
+    retiring: bool = False  # shrinking: exits after its jobs, not replaced
+
+    @property
+    def job(self) -> Job | None:
+        """The job it runs (or is about to run)."""
+        return self.jobs[0] if self.jobs else None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -97,31 +117,46 @@ def _child_main(
 def _serve(
     app: Celery, conn: Connection, hostname: str, max_tasks: int | None, max_kib: int | None
 ) -> None:
-    """Run jobs until told to stop or a max-tasks/max-memory limit says to be replaced."""
+    """Run jobs until told to stop or a max-tasks/max-memory limit says to be replaced.
+
+    Limits are checked once the jobs received so far are done: leaving with queued jobs
+    would have the parent take the next one for lost (the parent never gives a child
+    more jobs than its max-tasks allow)."""
     done = 0
+    queued: deque[tuple[Job, float | None, float | None]] = deque()
     while True:
-        try:
-            message = conn.recv()
-        except EOFError:
-            return
-        if message is None:
-            return
-        job, _hard, soft = message
+        if not queued:
+            if _replace(done, max_tasks, max_kib):
+                return
+            try:
+                message = conn.recv()
+            except EOFError:
+                return
+            if message is None:
+                return
+            queued.extend(message)
+            continue
+        job, _hard, soft = queued.popleft()
         conn.send(Execution(app, job, hostname, guard=_soft_guard(soft)).run_safely())
         done += 1
-        if max_tasks and done >= max_tasks:
-            logger.info(
-                "child %d ran %d task(s) (max-tasks-per-child); replacing it", *(os.getpid(), done)
-            )
-            return
-        if max_kib and _rss_kib() > max_kib:
-            logger.info(
-                "child %d uses %d KiB > %d KiB (max-memory-per-child); replacing it",
-                os.getpid(),
-                _rss_kib(),
-                max_kib,
-            )
-            return
+
+
+def _replace(done: int, max_tasks: int | None, max_kib: int | None) -> bool:
+    """Has this child reached max-tasks-per-child or max-memory-per-child?"""
+    if max_tasks and done >= max_tasks:
+        logger.info(
+            "child %d ran %d task(s) (max-tasks-per-child); replacing it", *(os.getpid(), done)
+        )
+        return True
+    if max_kib and done and _rss_kib() > max_kib:
+        logger.info(
+            "child %d uses %d KiB > %d KiB (max-memory-per-child); replacing it",
+            os.getpid(),
+            _rss_kib(),
+            max_kib,
+        )
+        return True
+    return False
 
 
 def _soft_guard(soft: float | None) -> Guard:
@@ -151,6 +186,7 @@ class PreforkPool(BasePool):
     """Child processes, one job each at a time; the parent enforces hard limits."""
 
     name = "prefork"
+    marks_started = True
 
     def start(self) -> None:
         self.ctx = multiprocessing.get_context("fork")
@@ -203,23 +239,79 @@ class PreforkPool(BasePool):
                 return 0
             return sum(1 for c in self.children if self._idle(c))
 
-    def submit(self, job: Job) -> None:
+    def room(self) -> int:
         with self.lock:
-            child = next((c for c in self.children if self._idle(c)), None)
-            if child is None:
+            if self.stopping:
+                return 0
+            depth = self.depth()
+            return sum(self._room(c, depth) for c in self.children)
+
+    def _room(self, child: Child, depth: int) -> int:
+        if child.retiring or not child.process.is_alive():
+            return 0
+        room = depth - len(child.jobs)
+        if self.max_tasks_per_child:
+            room = min(room, self.max_tasks_per_child - child.assigned)
+        return max(0, room)
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job`` for the child with the most room (an idle one first); it is
+        sent with the next ``flush()``."""
+        with self.lock:
+            depth = self.depth()
+            child = max(self.children, key=lambda c: self._room(c, depth), default=None)
+            if child is None or self._room(child, depth) <= 0:
                 raise RuntimeError("no idle pool process")
             hard, soft = self.limits_for(job)
-            child.conn.send((job, hard, soft))  # OSError: child just died; caller releases
-            now = time.monotonic()
-            child.job = job
+            child.outbox.append((job, hard, soft))
+            child.jobs.append(job)
+            child.assigned += 1
             assert child.process.pid is not None
-            self.running[job.id] = Running(
-                job, now, child.process.pid, now + hard if hard else None
-            )
+            self.running[job.id] = Running(job, time.monotonic(), child.process.pid, queued=True)
+            front = self._begin(child) if len(child.jobs) == 1 else None
+        if front is not None:
+            self.on_started(front)
+
+    def flush(self) -> None:
+        """Send each child the jobs submitted for it, in one message."""
+        undelivered: list[Job] = []
+        with self.lock:
+            for child in self.children:
+                if not child.outbox:
+                    continue
+                batch, child.outbox = child.outbox, []
+                try:
+                    child.conn.send(batch)
+                except OSError:  # it just died: these never reached it
+                    undelivered += self._take_back(child, [job for job, _, _ in batch])
+        for job in undelivered:
+            self.on_release(job)
+
+    def _take_back(self, child: Child, jobs: list[Job]) -> list[Job]:
+        ids = {job.id for job in jobs}
+        child.jobs = deque(job for job in child.jobs if job.id not in ids)
+        for job in jobs:
+            self.running.pop(job.id, None)
+        return jobs
+
+    def _begin(self, child: Child) -> Job | None:
+        """The child's first job starts now (its deadline runs); a terminate that came
+        while it was queued kills the child now. Returns the job (to mark it started)."""
+        job = child.job
+        slot = self.running.get(job.id) if job is not None else None
+        if job is None or slot is None:
+            return None
+        now = time.monotonic()
+        hard = self.limits_for(job)[0]
+        slot.started, slot.queued = now, False
+        slot.hard_deadline = now + hard if hard else None
+        if isinstance(slot.killed_for, Terminated):
+            _kill(child.process.pid, slot.killed_for.args[0])
+        return job
 
     @staticmethod
     def _idle(child: Child) -> bool:
-        return child.job is None and not child.retiring and child.process.is_alive()
+        return not child.jobs and not child.retiring and child.process.is_alive()
 
     def grow(self, n: int = 1) -> None:
         """Add ``n`` child processes (pool_grow, autoscale)."""
@@ -234,9 +326,9 @@ class PreforkPool(BasePool):
         with self.lock:
             serving = [c for c in self.children if not c.retiring]
             n = max(0, min(n, len(serving) - 1))
-            for child in sorted(serving, key=lambda c: c.job is not None)[:n]:
+            for child in sorted(serving, key=lambda c: len(c.jobs))[:n]:
                 child.retiring = True
-                if child.job is None:
+                if not child.jobs:
                     self._retire(child)
             self.limit -= n
 
@@ -248,15 +340,19 @@ class PreforkPool(BasePool):
 
     def terminate(self, task_id: str, signum: int) -> bool:
         """Signal the child running ``task_id``. Under the lock, ``child.job`` is that job
-        until its outcome was received, and a child gets its next job only after that: the
-        signal can reach that job or an idle child, never a later job."""
+        until its outcome was received, and the child runs its next job only after that:
+        the signal can reach that job or an idle child, never a later job. A job still
+        queued behind another is marked: the child is signalled when it gets there."""
         with self.lock:
             for child in self.children:
-                if child.job is not None and child.job.task_id == task_id:
-                    slot = self.running.get(child.job.id)
+                for position, job in enumerate(child.jobs):
+                    if job.task_id != task_id:
+                        continue
+                    slot = self.running.get(job.id)
                     if slot is not None:
                         slot.killed_for = Terminated(signum)
-                    _kill(child.process.pid, signum)
+                    if position == 0:
+                        _kill(child.process.pid, signum)
                     return True
         return False
 
@@ -322,13 +418,16 @@ class PreforkPool(BasePool):
             self._reap(child)
             return False
         with self.lock:
-            job, child.job = child.job, None
+            job = child.jobs.popleft() if child.jobs else None
             self.running.pop(outcome.job_id, None)
-            if child.retiring:
+            front = self._begin(child)
+            if child.retiring and not child.jobs:
                 self._retire(child)
         if job is not None and job.id != outcome.job_id:  # never expected; be loud
             logger.error("pool process %s answered for the wrong job", child.process.pid)
         self.on_outcome(outcome)
+        if front is not None:
+            self.on_started(front)
         return True
 
     def _reap(self, child: Child) -> None:
@@ -337,12 +436,16 @@ class PreforkPool(BasePool):
             if child not in self.children:
                 return
             self.children.remove(child)
-            job, child.job = child.job, None
+            job = child.job
             slot = self.running.pop(job.id, None) if job is not None else None
+            never_started = self._take_back(child, list(child.jobs)[1:])
+            child.jobs.clear()
         child.conn.close()
         if job is not None:
             cause = slot.killed_for if slot is not None else None
             self.on_lost(job, cause or self._exit_error(child, job))
+        for queued in never_started:
+            self.on_release(queued)
         self._top_up()
         self.on_free()
 

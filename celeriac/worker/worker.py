@@ -155,6 +155,9 @@ class Worker:
             soft_time_limit=self.soft_time_limit,
             max_tasks_per_child=self.max_tasks_per_child,
             max_memory_per_child=self.max_memory_per_child,
+            depth=lambda: self.consumer.prefetch.depth(),
+            on_started=lambda job: self.consumer.mark_started(job),
+            on_release=lambda job: self.consumer.release(job),
         )
         self.consumer = Consumer(
             app,

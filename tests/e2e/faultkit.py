@@ -108,9 +108,13 @@ class Outage:
         for sock in doomed:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
-                sock.close()  # RST, like a dead server
+                # close() alone leaves a socket whose pump thread sits in recv() open (the
+                # kernel keeps it until that call returns): the worker then waited forever
+                # for a reply to a request that was never forwarded. shutdown() wakes it.
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            sock.close()  # RST for what is left, like a dead server
 
     def _accept(self, server: socket.socket) -> None:
         while True:

@@ -79,6 +79,7 @@ class FakePool:
     """Two slots that accept jobs and never finish them."""
 
     limit = 2
+    marks_started = False  # the consumer marks prefetched jobs it starts (threads, solo)
 
     def __init__(self) -> None:
         self.submitted: list[Job] = []
@@ -86,8 +87,13 @@ class FakePool:
     def free_slots(self) -> int:
         return self.limit - len(self.submitted)
 
+    room = free_slots
+
     def submit(self, job: Job) -> None:
         self.submitted.append(job)
+
+    def flush(self) -> None:
+        pass
 
     def active(self) -> list[Any]:
         return []

@@ -1,0 +1,207 @@
+"""Prefork children holding several short jobs (worker/prefork.py): the parent still
+knows which job a child runs, so a dead child, a terminate or a hard time limit concerns
+exactly that job, and the jobs queued behind it go back untouched."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import serialization, states
+from celeriac.exceptions import Terminated, TimeLimitExceeded, WorkerLostError
+from celeriac.message import Job, encode_body
+from celeriac.worker.executor import Outcome
+from celeriac.worker.prefork import PreforkPool
+
+
+class Events:
+    """What the pool reported, with a way to wait for it."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.outcomes: list[Outcome] = []
+        self.lost: list[tuple[Job, BaseException]] = []
+        self.released: list[Job] = []
+        self.started: list[Job] = []
+
+    def add(self, kind: str, item: Any) -> None:
+        with self.cond:
+            getattr(self, kind).append(item)
+            self.cond.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float = 20) -> None:
+        with self.cond:
+            assert self.cond.wait_for(predicate, timeout), (
+                self.outcomes,
+                self.lost,
+                self.released,
+            )
+
+
+@pytest.fixture
+def tasks(app: Any, tmp_path: Path) -> Any:
+    @app.task(name="q.hold")
+    def hold(marker: str, gate: str, seconds: float = 20) -> str:
+        Path(marker).write_text("started")
+        deadline = time.monotonic() + seconds
+        while not Path(gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "held"
+
+    @app.task(name="q.quick")
+    def quick(i: int) -> int:
+        return i
+
+    return app
+
+
+_ids = iter(range(1, 10_000))
+
+
+def _job(name: str, *args: Any, timelimit: tuple[Any, Any] = (None, None)) -> Job:
+    n = next(_ids)
+    body = encode_body(args, {}, None, serialization.JSON)
+    headers = {"id": f"t{n}", "task": name, "timelimit": list(timelimit)}
+    return Job(n, 1, f"t{n}", name, "celery", 0, None, None, 0, False, False, "application/json",
+               headers, body)  # fmt: skip
+
+
+@pytest.fixture
+def pool(tasks: Any) -> Iterator[tuple[PreforkPool, Events]]:
+    events = Events()
+    pool = PreforkPool(
+        tasks,
+        1,
+        "q@test",
+        on_outcome=lambda outcome: events.add("outcomes", outcome),
+        on_lost=lambda job, exc: events.add("lost", (job, exc)),
+        on_free=lambda: None,
+        depth=lambda: 8,
+        on_started=lambda job: events.add("started", job),
+        on_release=lambda job: events.add("released", job),
+    )
+    pool.start()
+    yield pool, events
+    pool.stop(cold=True)
+
+
+def _wait_file(path: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def _submit(pool: PreforkPool, jobs: list[Job]) -> None:
+    for job in jobs:
+        pool.submit(job)
+    pool.flush()
+
+
+def test_one_message_carries_several_jobs_and_each_is_answered(pool: Any) -> None:
+    pool, events = pool
+    assert pool.free_slots() == 1 and pool.room() == 8
+    jobs = [_job("q.quick", i) for i in range(8)]
+    _submit(pool, jobs)
+    events.wait(lambda: len(events.outcomes) == 8)
+    assert [o.job_id for o in events.outcomes] == [job.id for job in jobs]
+    assert {o.status for o in events.outcomes} == {states.SUCCESS}
+    assert [job.id for job in events.started] == [job.id for job in jobs]  # each at the front
+    assert not pool.running and pool.room() == 8
+
+
+def test_a_child_killed_with_queued_jobs_loses_only_the_running_one(
+    pool: Any, tmp_path: Path
+) -> None:
+    pool, events = pool
+    marker, gate = tmp_path / "started", tmp_path / "gate"
+    holder = _job("q.hold", str(marker), str(gate))
+    queued = [_job("q.quick", i) for i in range(5)]
+    _submit(pool, [holder, *queued])
+    _wait_file(marker)
+    assert len(pool.running) == 6
+    assert [slot.job.id for slot in pool.active() if not slot.queued] == [holder.id]
+    pid = pool.children[0].process.pid
+    pool.children[0].process.kill()
+    events.wait(lambda: len(events.lost) == 1 and len(events.released) == 5)
+    (job, exc), = events.lost  # fmt: skip
+    assert job.id == holder.id
+    assert isinstance(exc, WorkerLostError) and "signal 9 (SIGKILL)" in str(exc)
+    assert [job.id for job in events.released] == [job.id for job in queued]
+    assert not events.outcomes  # nothing that never ran is reported done or failed
+    assert [job.id for job in events.started] == [holder.id]  # the others never started
+    assert not pool.running
+    events.wait(lambda: pool.free_slots() == 1)  # replaced
+    assert pool.children[0].process.pid != pid
+
+
+def test_terminate_of_a_queued_job_kills_its_child_when_it_gets_to_the_front(
+    pool: Any, tmp_path: Path
+) -> None:
+    pool, events = pool
+    marker, gate = tmp_path / "started", tmp_path / "gate"
+    holder = _job("q.hold", str(marker), str(gate))
+    target = _job("q.hold", str(tmp_path / "target"), str(tmp_path / "never"))
+    after = _job("q.quick", 1)
+    _submit(pool, [holder, target, after])
+    _wait_file(marker)
+    assert pool.terminate(target.task_id, signal.SIGTERM)
+    time.sleep(0.2)  # a terminate must not touch the job the child runs now
+    assert not events.lost and pool.children[0].process.is_alive()
+    gate.touch()
+    events.wait(lambda: len(events.lost) == 1 and len(events.released) == 1)
+    assert [(o.job_id, o.status) for o in events.outcomes] == [(holder.id, states.SUCCESS)]
+    (job, exc), = events.lost  # fmt: skip
+    assert job.id == target.id and isinstance(exc, Terminated)
+    assert [job.id for job in events.released] == [after.id]
+
+
+def test_a_queued_jobs_hard_limit_runs_from_when_it_starts(pool: Any, tmp_path: Path) -> None:
+    pool, events = pool
+    marker, gate = tmp_path / "started", tmp_path / "gate"
+    holder = _job("q.hold", str(marker), str(gate))
+    never = str(tmp_path / "never")
+    limited = _job("q.hold", str(tmp_path / "limited"), never, timelimit=(1, None))
+    _submit(pool, [holder, limited])
+    _wait_file(marker)
+    time.sleep(1.5)  # longer than the queued job's limit: it has not started yet
+    assert not events.lost
+    gate.touch()
+    _wait_file(tmp_path / "limited")
+    began = time.monotonic()
+    events.wait(lambda: len(events.lost) == 1)
+    (job, exc), = events.lost  # fmt: skip
+    assert job.id == limited.id and isinstance(exc, TimeLimitExceeded)
+    assert time.monotonic() - began > 0.5  # its own second, not the holder's time
+    assert [(o.job_id, o.status) for o in events.outcomes] == [(holder.id, states.SUCCESS)]
+
+
+def test_room_never_exceeds_max_tasks_per_child(tasks: Any) -> None:
+    events = Events()
+    pool = PreforkPool(
+        tasks,
+        1,
+        "q@test",
+        on_outcome=lambda outcome: events.add("outcomes", outcome),
+        on_lost=lambda job, exc: events.add("lost", (job, exc)),
+        on_free=lambda: None,
+        max_tasks_per_child=3,
+        depth=lambda: 8,
+    )
+    pool.start()
+    try:
+        assert pool.room() == 3
+        first = pool.children[0].process.pid
+        _submit(pool, [_job("q.quick", i) for i in range(3)])
+        assert pool.room() == 0
+        events.wait(lambda: len(events.outcomes) == 3)
+        events.wait(lambda: pool.free_slots() == 1 and pool.children[0].process.pid != first)
+        assert pool.room() == 3 and not events.lost
+    finally:
+        pool.stop(cold=True)
