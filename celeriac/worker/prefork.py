@@ -247,7 +247,9 @@ class PreforkPool(BasePool):
             return sum(self._room(c, depth) for c in self.children)
 
     def _room(self, child: Child, depth: int) -> int:
-        if child.retiring or not child.process.is_alive():
+        # (no is_alive() here, a system call per child per job: a dead child's jobs go
+        # back when its pipe refuses them or when the reader reaps it)
+        if child.retiring:
             return 0
         room = depth - len(child.jobs)
         if self.max_tasks_per_child:
@@ -385,13 +387,13 @@ class PreforkPool(BasePool):
         )
         if self.poke_r in ready:
             os.read(self.poke_r, 1024)
-        answered = False
+        hungry = False
         for child in children:
             if child.conn in ready:
-                answered |= self._receive_all(child)
+                hungry |= self._receive_all(child)
             elif child.process.sentinel in ready:
                 self._reap(child)
-        if answered:
+        if hungry:
             self.on_free()
         self._enforce_hard_limits()
         if self._top_up():
@@ -399,8 +401,10 @@ class PreforkPool(BasePool):
 
     def _receive_all(self, child: Child) -> bool:
         """Take every outcome waiting in the child's pipe (one wake-up for several when
-        the parent is busy); True if any. A child that died is reaped once its pipe is
-        empty, so outcomes it sent before dying are never reported lost."""
+        the parent is busy); True if the child now wants more jobs (at most half of its
+        depth left: waking the consumer for every outcome cost more than the jobs). A
+        child that died is reaped once its pipe is empty, so outcomes it sent before
+        dying are never reported lost."""
         received = False
         while self._receive(child):
             received = True
@@ -409,7 +413,8 @@ class PreforkPool(BasePool):
                     break
             except OSError:
                 break
-        return received
+        with self.lock:
+            return received and len(child.jobs) <= self.depth() // 2
 
     def _receive(self, child: Child) -> bool:
         try:
@@ -436,9 +441,11 @@ class PreforkPool(BasePool):
             if child not in self.children:
                 return
             self.children.remove(child)
-            job = child.job
+            unsent = {queued.id for queued, _, _ in child.outbox}
+            child.outbox = []
+            job = child.job if child.job is not None and child.job.id not in unsent else None
             slot = self.running.pop(job.id, None) if job is not None else None
-            never_started = self._take_back(child, list(child.jobs)[1:])
+            never_started = self._take_back(child, [j for j in child.jobs if j is not job])
             child.jobs.clear()
         child.conn.close()
         if job is not None:

@@ -205,3 +205,14 @@ def test_room_never_exceeds_max_tasks_per_child(tasks: Any) -> None:
         assert pool.room() == 3 and not events.lost
     finally:
         pool.stop(cold=True)
+
+
+def test_jobs_never_sent_to_a_child_that_died_go_back_untouched(pool: Any) -> None:
+    pool, events = pool
+    jobs = [_job("q.quick", i) for i in range(3)]
+    for job in jobs:
+        pool.submit(job)  # not flushed: the child never got them
+    pool.children[0].process.kill()
+    events.wait(lambda: len(events.released) == 3)
+    assert [job.id for job in events.released] == [job.id for job in jobs]
+    assert not events.lost and not events.outcomes and not pool.running
