@@ -35,13 +35,15 @@ class Events:
             getattr(self, kind).append(item)
             self.cond.notify_all()
 
-    def wait(self, predicate: Callable[[], bool], timeout: float = 20) -> None:
+    def wait(self, predicate: Callable[[], bool], timeout: float = 60) -> None:
+        """Until ``predicate()``: woken by each report, re-checked every 50 ms for the
+        pool's own state (a replaced child reports nothing)."""
+        deadline = time.monotonic() + timeout
         with self.cond:
-            assert self.cond.wait_for(predicate, timeout), (
-                self.outcomes,
-                self.lost,
-                self.released,
-            )
+            while not predicate():
+                left = deadline - time.monotonic()
+                assert left > 0, (self.outcomes, self.lost, self.released)
+                self.cond.wait(min(left, 0.05))
 
 
 @pytest.fixture
@@ -58,6 +60,7 @@ def tasks(app: Any, tmp_path: Path) -> Any:
     def quick(i: int) -> int:
         return i
 
+    assert app.backend is not None  # set up in the parent, as the worker does before forking
     return app
 
 
