@@ -38,9 +38,9 @@ def test_each_publish_query_turns_off_synchronous_commit_only_when_transient(
     batch = MessageBuilder(app).build_batch("t.noop", [[1], [2]], options={}, task_type=noop)
     assert batch is not None
     expected = "on" if durable else "off"
-    one = {**broker._one_params(messages[0]), "durable": durable}
+    one = {**broker._one_params(messages[0]), "durable": durable, "sort_key": None}
     assert _setting_after(app, dsn, "publish_one", one) == expected
-    many = {**broker._publish_params(messages), "durable": durable}
+    many = {**broker._publish_params(messages), "durable": durable, "sort_key": None}
     many.update({"h_group_ids": [], "h_task_ids": [], "h_content_types": [], "h_bodies": []})
     assert _setting_after(app, dsn, "publish", many) == expected
     bulk = {**batch.params(), "channel": broker.channel, "durable": durable}
