@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     # seconds a TCP peer may stay silent before its connection is taken for dead, on both
     # ends (keepalives, TCP_USER_TIMEOUT: db/pool.py); 0 leaves the kernel's defaults
     "celeriac_dead_connection_timeout": 10.0,
+    # dead row versions in jobs/results after which the maintenance leader VACUUMs the
+    # table itself (autovacuum may be off, or far behind a queue's churn); 0 never
+    "celeriac_vacuum_threshold": 50_000,
     "accept_content": ("json",),
     "result_accept_content": None,
     "task_serializer": "json",

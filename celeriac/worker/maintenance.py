@@ -2,7 +2,8 @@
 
 Each round (every heartbeat interval) a worker tries a transaction-level advisory
 lock; the one that gets it rescues the jobs of dead workers and every minute prunes
-expired results, revoked ids and long-stopped workers. A worker is dead when its
+expired results, revoked ids and long-stopped workers; it VACUUMs ``jobs`` and
+``results`` once their dead rows pass ``celeriac_vacuum_threshold``. A worker is dead when its
 liveness lock is gone and it has not heartbeated for two intervals (a worker whose
 session was merely cut reconnects and heartbeats within that grace), or when its
 heartbeat is older than ``worker_lost_timeout`` — and the leader itself has reached the
@@ -21,6 +22,8 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from psycopg import sql
+
 from celeriac.db.pool import is_connection_error
 from celeriac.db.queries import query
 from celeriac.exceptions import WorkerLostError
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PRUNE_EVERY = 60.0
+VACUUM_CHECK_EVERY = 10.0
+CHURNING = ["jobs", "results"]  # every task leaves dead rows in both
 BATCH = 1000
 RESET_GRACE = 10.0  # seconds for others to reconnect after every session was reset
 
@@ -66,6 +71,8 @@ class Maintenance:
         self.result_expires = result_expires
         self.stopping = threading.Event()
         self.last_prune = 0.0
+        self.last_vacuum_check = 0.0
+        self.vacuum_threshold = int(app.conf.celeriac_vacuum_threshold or 0)
         self.healthy_since = 0.0  # when self.conn connected
         self.wait = 0.0  # how long after that it judges others
         self.conn: Any = None
@@ -130,6 +137,9 @@ class Maintenance:
         if time.monotonic() - self.last_prune > PRUNE_EVERY:
             self.prune(conn)
             self.last_prune = time.monotonic()
+        if self.vacuum_threshold and time.monotonic() - self.last_vacuum_check > VACUUM_CHECK_EVERY:
+            self.vacuum(conn)
+            self.last_vacuum_check = time.monotonic()
         return rescued
 
     def rescue(self, conn: Any) -> int:
@@ -190,6 +200,28 @@ class Maintenance:
         conn.execute(query("prune_chords", schema), {"expires": self.result_expires})
         if total:
             logger.info("pruned %d expired result(s)", total)
+
+    def vacuum(self, conn: Any) -> list[str]:
+        """VACUUM the churning tables with at least ``vacuum_threshold`` dead rows (on the
+        autocommit ``conn``); returns their names. Each claimed job leaves dead entries
+        at the front of the claim index until a VACUUM: without one the claim reads ever
+        more index pages (bench/README.md, load), and autovacuum may be off or slow."""
+        schema = self.app.database.schema
+        rows = conn.execute(
+            query("dead_rows", schema), {"schema": schema, "tables": CHURNING}
+        ).fetchall()
+        done = []
+        for name, dead in rows:
+            if dead >= self.vacuum_threshold:
+                began = time.monotonic()
+                conn.execute(
+                    sql.SQL("VACUUM {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+                )
+                logger.info(
+                    "vacuumed %s (%d dead rows) in %.1f s", name, dead, time.monotonic() - began
+                )
+                done.append(str(name))
+        return done
 
 
 def _unstarted(conn: Any, schema: str, jobs: list[Job]) -> set[int]:

@@ -61,3 +61,13 @@ SELECT task_ids FROM {schema}.groups WHERE group_id = %(group_id)s;
 -- name: delete_group
 -- GroupResult.delete().
 DELETE FROM {schema}.groups WHERE group_id = %(group_id)s;
+
+-- name: dead_rows
+-- Dead row versions of the queue's churning tables, for the maintenance leader's VACUUM:
+-- only tables this role owns (VACUUM skips the others with a warning). The statistics
+-- lag their backends by up to a second, which is fine for a threshold.
+SELECT s.relname, s.n_dead_tup
+FROM pg_stat_user_tables AS s
+JOIN pg_class AS c ON c.oid = s.relid
+WHERE s.schemaname = %(schema)s AND s.relname = ANY(%(tables)s)
+  AND pg_has_role(c.relowner, 'USAGE');
