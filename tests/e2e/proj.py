@@ -34,10 +34,15 @@ def sleep_then(seconds: float, value: object = None, marker: str | None = None) 
 
 
 @app.task(acks_late=True, reject_on_worker_lost=True)
-def late_sleep(seconds: float, marker: str | None = None) -> str:
+def late_sleep(seconds: float, marker: str | None = None, rerun: float | None = None) -> str:
+    """Sleep ``seconds``; with ``rerun``, a run that finds an earlier run in ``marker``
+    sleeps ``rerun`` instead (a first run that must be cut off, a rerun that must end)."""
     if marker:
         with open(marker, "a") as handle:
             handle.write(f"{os.getpid()}\n")
+        with open(marker) as handle:
+            if rerun is not None and len(handle.read().splitlines()) > 1:
+                seconds = rerun
     time.sleep(seconds)
     return "done"
 

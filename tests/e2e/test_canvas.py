@@ -237,7 +237,9 @@ def test_killed_header_task_is_rescued_and_joins_once(
     marker, log = tmp_path / "runs", tmp_path / "bodies"
     first = start_worker(*worker_args("-c", "2", "-n", "first@%h"))
     # both header tasks are acks_late: whichever was running goes back to the queue
-    header = [tasks.late_sleep.s(2.0, str(marker)), tasks.late_sleep.s(0.0)]
+    # the first run outlasts any delay before the kill, however loaded the machine; the
+    # rerun ends at once
+    header = [tasks.late_sleep.s(60.0, str(marker), 0.0), tasks.late_sleep.s(0.0)]
     result = chord(header, tasks.collect.s(str(log))).apply_async()
     first.wait_for_line("late_sleep")
     while not marker.exists():
