@@ -20,7 +20,7 @@ from celeriac import signals
 from celeriac.broker import Batch, Requeue
 from celeriac.db.queries import query
 from celeriac.message import Job
-from celeriac.worker.executor import Outcome
+from celeriac.worker.executor import Outcome, untouched
 from celeriac.worker.pool import BasePool
 from celeriac.worker.prefetch import Prefetch
 
@@ -269,19 +269,7 @@ class Consumer:
 
     def release(self, job: Job, eta: dt.datetime | None = None) -> None:
         """Put a claimed job back in the queue untouched (at ``eta`` if given)."""
-        self.on_outcome(
-            Outcome(
-                job.id,
-                job.attempt,
-                job.task_id,
-                job.task_name,
-                "requeue",
-                "PENDING",
-                store=False,
-                retry=False,
-                eta=eta,
-            )
-        )
+        self.on_outcome(untouched(job, eta))
 
     def _rate_delay(self, name: str) -> float:
         if self.disable_rate_limits:

@@ -72,6 +72,22 @@ class Outcome:
         return (Outcome, _outcome_fields(self))
 
 
+def untouched(job: Job, eta: dt.datetime | None = None) -> Outcome:
+    """A claimed job going back to the queue as it was (no result, no retry counted):
+    never started, given back on shutdown, or delayed by a rate limit (to ``eta``)."""
+    return Outcome(
+        job.id,
+        job.attempt,
+        job.task_id,
+        job.task_name,
+        "requeue",
+        "PENDING",
+        store=False,
+        retry=False,
+        eta=eta,
+    )
+
+
 _outcome_fields = operator.attrgetter(*(f.name for f in fields(Outcome)))
 
 

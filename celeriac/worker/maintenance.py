@@ -29,7 +29,7 @@ from celeriac.db.queries import query
 from celeriac.exceptions import WorkerLostError
 from celeriac.message import Job
 from celeriac.worker.completer import to_batch
-from celeriac.worker.executor import Outcome
+from celeriac.worker.executor import untouched
 from celeriac.worker.lost import lost
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class Maintenance:
         jobs = [Job.from_row(row) for row in rows]
         unstarted = _unstarted(conn, schema, jobs)
         outcomes = [
-            _never_started(job)
+            untouched(job)  # prefetched by the dead worker, never started
             if job.id in unstarted
             else lost(
                 self.app,
@@ -228,17 +228,3 @@ def _unstarted(conn: Any, schema: str, jobs: list[Job]) -> set[int]:
     """Ids of prefetched jobs that never started (worker/prefetch.py)."""
     rows = conn.execute(query("unstarted", schema), {"job_ids": [job.id for job in jobs]})
     return {row[0] for row in rows.fetchall()}
-
-
-def _never_started(job: Job) -> Outcome:
-    """A prefetched job of a dead worker goes back to the queue untouched."""
-    return Outcome(
-        job.id,
-        job.attempt,
-        job.task_id,
-        job.task_name,
-        "requeue",
-        "PENDING",
-        store=False,
-        retry=False,
-    )
