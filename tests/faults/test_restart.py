@@ -113,16 +113,7 @@ def test_restart_under_running_early_ack_tasks(
     cluster.start()
     down = time.monotonic() - began
     got = wait_for_outcomes(cluster, fschema, ids, 30, frozenset({"SUCCESS", "FAILURE"}))
-    ran = runs(runlog)
-    report(
-        f"restart-early-ack-down-{outage:g}s",
-        sent=len(ids),
-        ran=sum(ran.values()),
-        ran_more_than_once=sum(1 for c in ran.values() if c > 1),
-        outcomes_recorded=len(got),
-        failed=sum(1 for s in got.values() if s == "FAILURE"),
-        down_s=down,
-    )
+    _report_early(f"restart-early-ack-down-{outage:g}s", ids, got, runlog, down)
     assert got == dict.fromkeys(ids, "SUCCESS")
 
 
@@ -157,9 +148,15 @@ def test_backend_crash_under_running_early_ack_tasks(
     cluster.wait_ready()
     down = time.monotonic() - began
     got = wait_for_outcomes(cluster, fschema, ids, 30, frozenset({"SUCCESS", "FAILURE"}))
+    _report_early(f"backend-crash-early-ack-wal-{wal_rows}", ids, got, runlog, down)
+    assert got == dict.fromkeys(ids, "SUCCESS")
+
+
+def _report_early(name: str, ids: list[str], got: dict[str, str], runlog: Any, down: float) -> None:
+    """The counts of an early-ack fault run."""
     ran = runs(runlog)
     report(
-        f"backend-crash-early-ack-wal-{wal_rows}",
+        name,
         sent=len(ids),
         ran=sum(ran.values()),
         ran_more_than_once=sum(1 for c in ran.values() if c > 1),
@@ -167,4 +164,3 @@ def test_backend_crash_under_running_early_ack_tasks(
         failed=sum(1 for s in got.values() if s == "FAILURE"),
         down_s=down,
     )
-    assert got == dict.fromkeys(ids, "SUCCESS")
