@@ -145,7 +145,13 @@ class Consumer:
 
     def _connection(self) -> Any:
         if self.conn is None or self.conn.closed:
-            self.conn = self.app.database.connect()
+            conn = self.app.database.connect()
+            try:
+                self.app.broker.prepare_claims(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self.conn = conn
         return self.conn
 
     def _reset(self) -> None:
