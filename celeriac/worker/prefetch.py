@@ -37,7 +37,7 @@ BUDGET = 0.1  # seconds of the pool's work the buffer may hold while jobs are sh
 FLOOR = 0.001  # seconds: a job's cost as counted against BUDGET is at least this
 MAX_AHEAD = 256
 DEPTH_BUDGET = 0.005  # seconds of work a prefork process may hold queued behind its job
-MAX_DEPTH = 16
+MAX_DEPTH = 128
 REVOKED_KEPT = 10_000
 
 
@@ -70,7 +70,9 @@ class Prefetch:
         if not self.capacity():
             return 1
         assert self.average is not None
-        return max(1, min(MAX_DEPTH, int(DEPTH_BUDGET / max(self.average, DEPTH_BUDGET / 64))))
+        return max(
+            1, min(MAX_DEPTH, int(DEPTH_BUDGET / max(self.average, DEPTH_BUDGET / MAX_DEPTH)))
+        )
 
     def room(self) -> int:
         """How many jobs to claim ahead now: refill only once the buffer is half empty."""

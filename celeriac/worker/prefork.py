@@ -5,8 +5,8 @@ thread collects the outcomes, one message per job, in order. That thread is the 
 heart: it also reaps dead children (reporting their job lost), forks replacements, and
 kills a child whose job passed its hard time limit — so it never lets an exception end it.
 
-While jobs are very short a child holds a few queued behind the one it runs (``depth``,
-from worker/prefetch.py): one pipe message carries several jobs, and the child starts
+While jobs are very short a child holds up to 5 ms of them (at most 128) queued behind the
+one it runs (``depth``, from worker/prefetch.py): one pipe message carries several jobs, and the child starts
 the next without waiting for the parent — a drain of no-op jobs spent most of the
 worker's CPU on one pipe round trip per job. Because outcomes still come back one per
 job, the parent always knows which job a child is running (the first it has not
