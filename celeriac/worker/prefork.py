@@ -5,17 +5,17 @@ thread collects the outcomes, one message per job, in order. That thread is the 
 heart: it also reaps dead children (reporting their job lost), forks replacements, and
 kills a child whose job passed its hard time limit — so it never lets an exception end it.
 
-While jobs are very short a child holds up to 5 ms of them (at most 128) queued behind the
-one it runs (``depth``, from worker/prefetch.py): one pipe message carries several jobs, and the child starts
-the next without waiting for the parent — a drain of no-op jobs spent most of the
-worker's CPU on one pipe round trip per job. Because outcomes still come back one per
-job, the parent always knows which job a child is running (the first it has not
-answered): that job alone has a hard deadline, counts as started (the ``started`` mark
-of a prefetched job is sent when it gets there), is the one a terminate or a dead child
-concerns. The jobs queued behind it never started: a dead child's are put back in the
-queue untouched, and a terminate aimed at one kills the child when the job reaches the
-front (its queue is a few milliseconds of short jobs). A revoke without terminate does
-not reach a queued job: like a job already sent to a child, it runs.
+While jobs are very short a child holds up to 5 ms of them (at most 128) queued behind
+the one it runs (``depth``, from worker/prefetch.py): one pipe message carries several
+jobs, and the child starts the next without waiting for the parent — a drain of no-op
+jobs spent most of the worker's CPU on one pipe round trip per job. Because outcomes
+still come back one per job, the parent always knows which job a child is running (the
+first it has not answered): that job alone has a hard deadline, counts as started (the
+``started`` mark of a prefetched job is sent when it gets there), is the one a terminate
+or a dead child concerns. The jobs queued behind it never started: a dead child's are
+put back in the queue untouched, and a terminate aimed at one kills the child when the
+job reaches the front (its queue is a few milliseconds of short jobs). A revoke without
+terminate does not reach a queued job: like a job already sent to a child, it runs.
 
 Children never touch their parent's database connections: the connection pool is
 re-created after fork (``celeriac.db.pool``), and a child always leaves with
