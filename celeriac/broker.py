@@ -30,6 +30,12 @@ from celeriac.message import ChordJoin, FinalState, Job, Message, MessageBatch, 
 
 logger = logging.getLogger(__name__)
 
+# publish_copy's columns as binary COPY sends them. headers is jsonb, whose binary form is
+# a version byte and the JSON text: sent as bytes, the JSON the batch built is not parsed
+# and dumped again on the way.
+COPY_TYPES = "text text text int2 timestamptz bool bool text bytea bytea".split()
+JSONB_V1 = b"\x01"
+
 
 def jobs_channel(schema: str) -> str:
     """NOTIFY channel that wakes workers; the payload is a queue name."""
@@ -176,10 +182,40 @@ class Broker:
         batch: MessageBatch,
         conn: psycopg.Connection[Any] | None = None,
         durable: bool = True,
+        fresh: bool = False,
     ) -> None:
-        """Insert a batch of calls of one task with shared options (``publish_batch``)."""
-        if batch.task_ids:
-            self._write("publish_batch", {**batch.params(), "channel": self.channel}, conn, durable)
+        """Insert a batch of calls of one task with shared options (``publish_batch``).
+        ``fresh``: the batch's ids were made for this call and this is its first try, so
+        on celeriac's own connection it goes in by binary COPY (``publish_copy``)."""
+        if not batch.task_ids:
+            return
+        if fresh and conn is None and batch.eta is None:
+            self._copy_batch(batch, durable)
+        else:
+            params = {**batch.params(), "channel": self.channel}
+            self._write("publish_batch", params, conn, durable)
+
+    def _copy_batch(self, batch: MessageBatch, durable: bool) -> None:
+        """``publish_copy``: ids made for this call never conflict (a unique violation here
+        would be an error like any other)."""
+        same = (
+            batch.task_name,
+            batch.queue,
+            batch.priority,
+            batch.expires,
+            batch.acks_late,
+            batch.reject_on_worker_lost,
+            batch.content_type,
+        )
+        with self.db.connection() as own, own.transaction():
+            with own.cursor().copy(self._q("publish_copy")) as copy:
+                copy.set_types(COPY_TYPES)
+                for task_id, headers, body in zip(
+                    batch.task_ids, batch.headers, batch.bodies, strict=True
+                ):
+                    copy.write_row((task_id, *same, JSONB_V1 + headers.encode(), body))
+            notify = {"channel": self.channel, "queue": batch.queue, "durable": durable}
+            own.execute(self._q("publish_copy_notify"), notify)
 
     def _write(
         self, name: str, params: dict[str, Any], conn: psycopg.Connection[Any] | None, durable: bool

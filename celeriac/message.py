@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -174,6 +175,15 @@ class Body:
 def encode_body(args: Any, kwargs: Any, embed: dict[str, Any] | None, content_type: str) -> bytes:
     """Serialize ``[args, kwargs, embed]``; raises EncodeError at the call site."""
     return serialization.dumps([list(args), dict(kwargs), embed or {}], content_type)
+
+
+def args_encoder(embed: dict[str, Any] | None, content_type: str) -> Callable[[Any], bytes]:
+    """``encode_body(args, {}, embed, content_type)`` for many calls sharing ``embed``
+    (Task.delay_many): with JSON the constant ``,{},{embed}]`` tail is encoded once."""
+    if content_type != serialization.JSON:
+        return lambda args: encode_body(args, {}, embed, content_type)
+    tail = b"," + serialization.dumps([{}, embed or {}])[1:]
+    return lambda args: b"[" + serialization.dumps(list(args)) + tail
 
 
 def decode_body(job: Job, accept: frozenset[str]) -> Body:

@@ -23,7 +23,14 @@ from celeriac import _state, routing, serialization, signals
 from celeriac.canvas import maybe_signature
 from celeriac.db.pool import is_connection_error, translate_errors
 from celeriac.exceptions import PayloadTooLarge
-from celeriac.message import ChordJoin, Message, MessageBatch, encode_body, encode_headers
+from celeriac.message import (
+    ChordJoin,
+    Message,
+    MessageBatch,
+    args_encoder,
+    encode_body,
+    encode_headers,
+)
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -179,9 +186,11 @@ class MessageBuilder:
         content_type = first.content_type
         task_ids = new_ids(len(calls))
         headers, bodies = [], []
+        encode, limit = args_encoder(embed, content_type), self.app.conf.task_max_payload_size
         for task_id, args in zip(task_ids, calls, strict=True):
-            body = encode_body(args, {}, embed, content_type)
-            self._check_size(name, task_id, body)
+            body = encode(args)
+            if limit and len(body) > limit:
+                self._check_size(name, task_id, body)
             bodies.append(body)
             argsrepr = json.dumps(_short_repr(args))
             headers.append(template.replace(args_part, argsrepr).replace(id_part, task_id))
@@ -323,8 +332,12 @@ class Publisher:
         """Write a batch built by ``build_batch`` in one statement (taken only when no
         one wants messages one at a time: ``wants_messages``)."""
 
+        tries = 0
+
         def write(conn: psycopg.Connection[Any] | None) -> None:
-            self.app.broker.publish_batch(batch, conn=conn, durable=durable)
+            nonlocal tries
+            tries += 1  # a retry may follow a COMMIT whose reply was lost: not fresh
+            self.app.broker.publish_batch(batch, conn=conn, durable=durable, fresh=tries == 1)
 
         self._write(write, self._connection(connection), True, None)
 

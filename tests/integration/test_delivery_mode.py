@@ -45,6 +45,8 @@ def test_each_publish_query_turns_off_synchronous_commit_only_when_transient(
     assert _setting_after(app, dsn, "publish", many) == expected
     bulk = {**batch.params(), "channel": broker.channel, "durable": durable}
     assert _setting_after(app, dsn, "publish_batch", bulk) == expected
+    copied = {"channel": broker.channel, "queue": batch.queue, "durable": durable}
+    assert _setting_after(app, dsn, "publish_copy_notify", copied) == expected
 
 
 def test_transient_publishes_are_queued_like_persistent_ones(app: Any) -> None:
@@ -57,6 +59,13 @@ def test_transient_publishes_are_queued_like_persistent_ones(app: Any) -> None:
         write(name, params, conn, durable)
 
     broker._write = recording
+    copy_batch = broker._copy_batch
+
+    def copying(batch: Any, durable: bool) -> None:
+        seen.append(durable)
+        copy_batch(batch, durable)
+
+    broker._copy_batch = copying
     noop.delay(0)
     one = noop.apply_async((1,), delivery_mode="transient")
     many = noop.delay_many([(2,), (3,)], delivery_mode=1)

@@ -22,7 +22,8 @@ from celeriac import Celery, group, states
 
 
 class LostReply:
-    """A forwarder to PostgreSQL that can drop the reply to the next INSERT into jobs."""
+    """A forwarder to PostgreSQL that can drop the reply to the next publish into jobs (an
+    INSERT, or a COPY's transaction: the reply to its COMMIT)."""
 
     def __init__(self, dsn: str) -> None:
         host_port = dsn.split("@", 1)[1].split("/")[0]
@@ -40,15 +41,22 @@ class LostReply:
             except OSError:
                 return
             upstream = socket.create_connection(self.target)
-            seen = threading.Event()  # this connection sent the armed INSERT
+            seen = threading.Event()  # this connection sent the armed publish's last part
             threading.Thread(target=self._up, args=(client, upstream, seen), daemon=True).start()
             threading.Thread(target=self._down, args=(upstream, client, seen), daemon=True).start()
 
     def _up(self, client: socket.socket, upstream: socket.socket, seen: threading.Event) -> None:
+        copying = False  # a COPY into jobs (delay_many) is cut at its COMMIT's reply
         try:
             while data := client.recv(65536):
-                if self.armed.is_set() and b"INSERT INTO" in data and b"jobs" in data:
-                    self.armed.clear()
+                if self.armed.is_set() and b"jobs" in data:
+                    if b"INSERT INTO" in data:
+                        self.armed.clear()
+                        seen.set()
+                    elif b"COPY" in data:
+                        self.armed.clear()
+                        copying = True
+                if copying and b"COMMIT" in data:
                     seen.set()
                 upstream.sendall(data)
         except OSError:
@@ -58,7 +66,7 @@ class LostReply:
     def _down(self, upstream: socket.socket, client: socket.socket, seen: threading.Event) -> None:
         try:
             while data := upstream.recv(65536):
-                if seen.is_set():  # the reply to the armed INSERT (sent after its commit)
+                if seen.is_set():  # the reply to the armed publish (sent after its commit)
                     break
                 client.sendall(data)
         except OSError:
@@ -120,6 +128,39 @@ def test_delay_many_retried_after_a_lost_commit_reply_queues_once(
     results = noop.delay_many([(i,) for i in range(500)])
     assert lossy.cut.is_set()
     assert _jobs(dsn, schema) == [r.id for r in results]
+
+
+def test_delay_many_retry_skips_tasks_that_already_ran(
+    lossy: LostReply, lossy_app: Celery, dsn: str, schema: str
+) -> None:
+    """The first try goes in by COPY, which cannot skip an id; the retry must not: by the
+    time it runs, a worker may have run the committed jobs (rows gone, results stored)."""
+    noop = lossy_app.tasks["t.noop"]
+    broker, publish_batch = lossy_app.broker, lossy_app.broker.publish_batch
+    tries = []
+
+    def run_them_first(batch: Any, **kwargs: Any) -> None:
+        tries.append(kwargs["fresh"])
+        if len(tries) == 2:  # the retry: what the first try committed has run meanwhile
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                table = sql.Identifier(schema)
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        sql.SQL("DELETE FROM {}.jobs RETURNING task_id").format(table)
+                    )
+                ]
+                assert sorted(ids) == sorted(batch.task_ids)
+            for task_id in ids:
+                lossy_app.backend.store_state(task_id, states.SUCCESS, None)
+        publish_batch(batch, **kwargs)
+
+    broker.publish_batch = run_them_first  # type: ignore[method-assign]
+    lossy.armed.set()
+    noop.delay_many([(i,) for i in range(50)])
+    assert lossy.cut.is_set()
+    assert tries == [True, False]
+    assert _jobs(dsn, schema) == []
 
 
 def test_group_retried_after_a_lost_commit_reply_queues_once(

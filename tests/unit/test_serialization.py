@@ -149,3 +149,14 @@ def test_pickle_serializer_round_trips_arbitrary_objects() -> None:
     value = {"id": uuid.uuid4(), "when": dt.datetime.now(dt.UTC), "t": (1, 2)}
     data = serialization.dumps(value, PICKLE)
     assert serialization.loads(data, PICKLE, frozenset({PICKLE})) == value
+
+
+@given(st.lists(st.one_of(st.integers(), st.text(), st.none(), st.floats(allow_nan=False))))
+def test_batch_bodies_are_the_bytes_one_call_would_send(args: list[Any]) -> None:
+    from celeriac.message import args_encoder, encode_body
+
+    embed = {"callbacks": None, "chord": None, "note": "é"}
+    for content_type in (JSON, PICKLE):
+        encode = args_encoder(embed, content_type)
+        assert encode(tuple(args)) == encode_body(tuple(args), {}, embed, content_type)
+    assert args_encoder(None, JSON)(args) == encode_body(args, {}, None, JSON)
