@@ -186,7 +186,7 @@ class Consumer:
         (prefork marks a job when it reaches the front of its child's queue instead)."""
         started = 0
         while started < free and not self.stopping.is_set():
-            job = self.prefetch.take()
+            job = self.prefetch.take(self.pool.accepts)
             if job is None:
                 break
             if not self.pool.marks_started:

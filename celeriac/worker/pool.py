@@ -63,6 +63,7 @@ class Running:
     hard_deadline: float | None = None
     killed_for: BaseException | None = None
     queued: bool = False  # prefork: waiting in its child behind the job it runs
+    cost: float = 0.0  # prefork: its expected runtime when it was queued (Prefetch.cost)
 
 
 class BasePool:
@@ -84,6 +85,7 @@ class BasePool:
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
         depth: Callable[[], int] = lambda: 1,
+        cost: Callable[[str], float] = lambda task_name: 0.0,
         on_started: Callable[[Job], None] = lambda job: None,
         on_release: Callable[[Job], None] = lambda job: None,
     ) -> None:
@@ -98,12 +100,18 @@ class BasePool:
         self.max_tasks_per_child = max_tasks_per_child
         self.max_memory_per_child = max_memory_per_child
         self.depth = depth  # jobs a process may hold (prefork), see worker/prefetch.py
+        self.cost = cost  # a task's expected runtime (prefork), see worker/prefetch.py
         self.on_started = on_started  # a job left the queue it waited in, and runs
         self.on_release = on_release  # a job that never started goes back untouched
         self.lock = threading.RLock()
         self.running: dict[int, Running] = {}
 
     def start(self) -> None: ...
+
+    def accepts(self, job: Job) -> bool:
+        """Whether ``job`` can be submitted now (prefork: it may not fit in a busy
+        process's queue)."""
+        return True
 
     def free_slots(self) -> int:
         with self.lock:

@@ -47,6 +47,7 @@ from celeriac.message import Job
 from celeriac.worker import stacks
 from celeriac.worker.executor import Execution, Guard
 from celeriac.worker.pool import BasePool, Running, alarm_guard, cold_shutdown_error
+from celeriac.worker.prefetch import DEPTH_BUDGET
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker.pool")
 
 PR_SET_PDEATHSIG = 1
+UNKNOWN_COST = 3600.0  # a task not seen yet (Prefetch.cost: infinite), as a finite load
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Child:
     jobs: deque[Job] = field(default_factory=deque)  # the first one runs
     outbox: list[tuple[Job, float | None, float | None]] = field(default_factory=list)
     assigned: int = 0  # jobs given to it in its life (max-tasks-per-child)
+    load: float = 0.0  # expected seconds of the jobs it holds (their Running.cost)
     retiring: bool = False  # shrinking: exits after its jobs, not replaced
 
     @property
@@ -256,20 +259,37 @@ class PreforkPool(BasePool):
             room = min(room, self.max_tasks_per_child - child.assigned)
         return max(0, room)
 
-    def submit(self, job: Job) -> None:
-        """Queue ``job`` for the child with the most room (an idle one first); it is
-        sent with the next ``flush()``."""
+    def _fits(self, child: Child, depth: int, cost: float) -> bool:
+        """A job of expected runtime ``cost`` may go to ``child``: it is idle, or the
+        jobs it holds and this one are at most DEPTH_BUDGET of expected work."""
+        if self._room(child, depth) <= 0:
+            return False
+        return not child.jobs or child.load + cost <= DEPTH_BUDGET
+
+    def accepts(self, job: Job) -> bool:
         with self.lock:
-            depth = self.depth()
-            child = max(self.children, key=lambda c: self._room(c, depth), default=None)
-            if child is None or self._room(child, depth) <= 0:
+            if self.stopping:
+                return False
+            depth, cost = self.depth(), self.cost(job.task_name)
+            return any(self._fits(c, depth, cost) for c in self.children)
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job`` for the child with the most room (an idle one first) that it
+        fits in; it is sent with the next ``flush()``."""
+        with self.lock:
+            depth, cost = self.depth(), min(self.cost(job.task_name), UNKNOWN_COST)
+            fitting = [c for c in self.children if self._fits(c, depth, cost)]
+            if not fitting:
                 raise RuntimeError("no idle pool process")
+            child = max(fitting, key=lambda c: self._room(c, depth))
             hard, soft = self.limits_for(job)
             child.outbox.append((job, hard, soft))
             child.jobs.append(job)
+            child.load += cost
             child.assigned += 1
             assert child.process.pid is not None
-            self.running[job.id] = Running(job, time.monotonic(), child.process.pid, queued=True)
+            slot = Running(job, time.monotonic(), child.process.pid, queued=True, cost=cost)
+            self.running[job.id] = slot
             front = self._begin(child) if len(child.jobs) == 1 else None
         if front is not None:
             self.on_started(front)
@@ -293,8 +313,12 @@ class PreforkPool(BasePool):
         ids = {job.id for job in jobs}
         child.jobs = deque(job for job in child.jobs if job.id not in ids)
         for job in jobs:
-            self.running.pop(job.id, None)
+            self._unload(child, self.running.pop(job.id, None))
         return jobs
+
+    @staticmethod
+    def _unload(child: Child, slot: Running | None) -> None:
+        child.load = child.load - slot.cost if slot is not None and child.jobs else 0.0
 
     def _begin(self, child: Child) -> Job | None:
         """The child's first job starts now (its deadline runs); a terminate that came
@@ -424,7 +448,7 @@ class PreforkPool(BasePool):
             return False
         with self.lock:
             job = child.jobs.popleft() if child.jobs else None
-            self.running.pop(outcome.job_id, None)
+            self._unload(child, self.running.pop(outcome.job_id, None))
             front = self._begin(child)
             if child.retiring and not child.jobs:
                 self._retire(child)

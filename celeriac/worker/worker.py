@@ -156,6 +156,7 @@ class Worker:
             max_tasks_per_child=self.max_tasks_per_child,
             max_memory_per_child=self.max_memory_per_child,
             depth=lambda: self.consumer.prefetch.depth(),
+            cost=lambda task_name: self.consumer.prefetch.cost(task_name),
             on_started=lambda job: self.consumer.mark_started(job),
             on_release=lambda job: self.consumer.release(job),
         )
@@ -315,7 +316,7 @@ class Worker:
         with self.lock:
             self.processed += 1
             self.totals[outcome.task_name] += 1
-        self.consumer.prefetch.observe(outcome.runtime)
+        self.consumer.prefetch.observe(outcome.runtime, outcome.task_name)
         self.completer.add(outcome)
 
     def on_lost(self, job: Job, exc: BaseException) -> None:

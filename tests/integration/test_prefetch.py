@@ -89,6 +89,9 @@ class FakePool:
 
     room = free_slots
 
+    def accepts(self, job: Job) -> bool:
+        return self.free_slots() > 0
+
     def submit(self, job: Job) -> None:
         self.submitted.append(job)
 

@@ -4,6 +4,7 @@ exactly that job, and the jobs queued behind it go back untouched."""
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -219,3 +220,41 @@ def test_jobs_never_sent_to_a_child_that_died_go_back_untouched(pool: Any) -> No
     events.wait(lambda: len(events.released) == 3)
     assert [job.id for job in events.released] == [job.id for job in jobs]
     assert not events.lost and not events.outcomes and not pool.running
+
+
+def test_only_jobs_known_to_be_short_wait_in_a_busy_childs_queue(
+    tasks: Any, tmp_path: Path
+) -> None:
+    """After very short jobs the overall average says "short", but a task not seen yet
+    (or a long one) must not wait behind a running job while another child could be idle:
+    each job is weighed by its own task's average (Prefetch.cost)."""
+    events = Events()
+    costs = {"q.quick": 0.0001, "q.slow": 0.25}
+    pool = PreforkPool(
+        tasks,
+        1,
+        "q@test",
+        on_outcome=lambda outcome: events.add("outcomes", outcome),
+        on_lost=lambda job, exc: events.add("lost", (job, exc)),
+        on_free=lambda: None,
+        depth=lambda: 128,
+        cost=lambda task_name: costs.get(task_name, math.inf),
+    )
+    pool.start()
+    try:
+        marker, gate = tmp_path / "started", tmp_path / "gate"
+        _submit(pool, [_job("q.hold", str(marker), str(gate))])  # unknown: an idle child
+        _wait_file(marker)
+        assert not pool.accepts(_job("q.quick", 0))  # nothing waits behind an unknown task
+        with pytest.raises(RuntimeError):
+            pool.submit(_job("q.quick", 0))
+        gate.write_text("open")
+        events.wait(lambda: pool.free_slots() == 1)
+        quick = [_job("q.quick", i) for i in range(40)]  # 4 ms of expected work: all fit
+        assert all(pool.accepts(job) for job in quick[:1])
+        _submit(pool, quick)
+        assert not pool.accepts(_job("q.slow", 0)) and not pool.accepts(_job("q.other", 0))
+        events.wait(lambda: len(events.outcomes) == 41)
+        assert pool.accepts(_job("q.slow", 0))  # idle again: anything goes
+    finally:
+        pool.stop(cold=True)
