@@ -26,7 +26,6 @@ here is honoured when it leaves.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -41,6 +40,7 @@ DEPTH_BUDGET = 0.005  # seconds of work a prefork process may hold queued behind
 MAX_DEPTH = 128
 REVOKED_KEPT = 10_000
 TASKS_KEPT = 1_000  # task names whose average runtime is kept
+UNKNOWN = 3600.0  # seconds: what a job of a task not seen yet counts as (Prefetch.cost)
 
 
 class Prefetch:
@@ -70,7 +70,7 @@ class Prefetch:
         its task's recent average. A task not seen yet is taken as long, so it only goes
         to an idle process — the overall average is no guide to it: after a few very short
         jobs, 0.25 s jobs were queued 16 deep in one process while others sat idle."""
-        return self.by_task.get(task_name, math.inf)
+        return self.by_task.get(task_name, UNKNOWN)
 
     def capacity(self) -> int:
         if self.average is None or self.average > SHORT or self.multiplier <= 1:

@@ -8,14 +8,16 @@ kills a child whose job passed its hard time limit — so it never lets an excep
 While jobs are very short a child holds up to 5 ms of them (at most 128) queued behind
 the one it runs (``depth``, from worker/prefetch.py): one pipe message carries several
 jobs, and the child starts the next without waiting for the parent — a drain of no-op
-jobs spent most of the worker's CPU on one pipe round trip per job. Because outcomes
-still come back one per job, the parent always knows which job a child is running (the
-first it has not answered): that job alone has a hard deadline, counts as started (the
-``started`` mark of a prefetched job is sent when it gets there), is the one a terminate
-or a dead child concerns. The jobs queued behind it never started: a dead child's are
-put back in the queue untouched, and a terminate aimed at one kills the child when the
-job reaches the front (its queue is a few milliseconds of short jobs). A revoke without
-terminate does not reach a queued job: like a job already sent to a child, it runs.
+jobs spent most of the worker's CPU on one pipe round trip per job. Each job is weighed
+by its own task's recent runtime (``cost``), so a task not seen yet, or a long one, only
+goes to an idle child. Because outcomes still come back one per job, the parent always
+knows which job a child is running (the first it has not answered): that job alone has a
+hard deadline, counts as started (the ``started`` mark of a prefetched job is sent when
+it gets there), is the one a terminate or a dead child concerns. The jobs queued behind
+it never started: a dead child's are put back in the queue untouched, and a terminate
+aimed at one kills the child when the job reaches the front (its queue is a few
+milliseconds of short jobs). A revoke without terminate does not reach a queued job:
+like a job already sent to a child, it runs.
 
 Children never touch their parent's database connections: the connection pool is
 re-created after fork (``celeriac.db.pool``), and a child always leaves with
@@ -55,7 +57,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker.pool")
 
 PR_SET_PDEATHSIG = 1
-UNKNOWN_COST = 3600.0  # a task not seen yet (Prefetch.cost: infinite), as a finite load
 
 
 @dataclass
@@ -277,7 +278,7 @@ class PreforkPool(BasePool):
         """Queue ``job`` for the child with the most room (an idle one first) that it
         fits in; it is sent with the next ``flush()``."""
         with self.lock:
-            depth, cost = self.depth(), min(self.cost(job.task_name), UNKNOWN_COST)
+            depth, cost = self.depth(), self.cost(job.task_name)
             fitting = [c for c in self.children if self._fits(c, depth, cost)]
             if not fitting:
                 raise RuntimeError("no idle pool process")

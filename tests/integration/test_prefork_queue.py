@@ -4,7 +4,6 @@ exactly that job, and the jobs queued behind it go back untouched."""
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
@@ -18,6 +17,7 @@ from celeriac import serialization, states
 from celeriac.exceptions import Terminated, TimeLimitExceeded, WorkerLostError
 from celeriac.message import Job, encode_body
 from celeriac.worker.executor import Outcome
+from celeriac.worker.prefetch import UNKNOWN
 from celeriac.worker.prefork import PreforkPool
 
 
@@ -76,9 +76,8 @@ def _job(name: str, *args: Any, timelimit: tuple[Any, Any] = (None, None)) -> Jo
                headers, body)  # fmt: skip
 
 
-@pytest.fixture
-def pool(tasks: Any) -> Iterator[tuple[PreforkPool, Events]]:
-    events = Events()
+def _started_pool(tasks: Any, events: Events, **options: Any) -> PreforkPool:
+    """One pool process reporting to ``events`` (depth 8 unless ``options`` say)."""
     pool = PreforkPool(
         tasks,
         1,
@@ -86,11 +85,18 @@ def pool(tasks: Any) -> Iterator[tuple[PreforkPool, Events]]:
         on_outcome=lambda outcome: events.add("outcomes", outcome),
         on_lost=lambda job, exc: events.add("lost", (job, exc)),
         on_free=lambda: None,
-        depth=lambda: 8,
         on_started=lambda job: events.add("started", job),
         on_release=lambda job: events.add("released", job),
+        **{"depth": lambda: 8, **options},
     )
     pool.start()
+    return pool
+
+
+@pytest.fixture
+def pool(tasks: Any) -> Iterator[tuple[PreforkPool, Events]]:
+    events = Events()
+    pool = _started_pool(tasks, events)
     yield pool, events
     pool.stop(cold=True)
 
@@ -188,17 +194,7 @@ def test_a_queued_jobs_hard_limit_runs_from_when_it_starts(pool: Any, tmp_path: 
 
 def test_room_never_exceeds_max_tasks_per_child(tasks: Any) -> None:
     events = Events()
-    pool = PreforkPool(
-        tasks,
-        1,
-        "q@test",
-        on_outcome=lambda outcome: events.add("outcomes", outcome),
-        on_lost=lambda job, exc: events.add("lost", (job, exc)),
-        on_free=lambda: None,
-        max_tasks_per_child=3,
-        depth=lambda: 8,
-    )
-    pool.start()
+    pool = _started_pool(tasks, events, max_tasks_per_child=3)
     try:
         assert pool.room() == 3
         first = pool.children[0].process.pid
@@ -230,17 +226,9 @@ def test_only_jobs_known_to_be_short_wait_in_a_busy_childs_queue(
     each job is weighed by its own task's average (Prefetch.cost)."""
     events = Events()
     costs = {"q.quick": 0.0001, "q.slow": 0.25}
-    pool = PreforkPool(
-        tasks,
-        1,
-        "q@test",
-        on_outcome=lambda outcome: events.add("outcomes", outcome),
-        on_lost=lambda job, exc: events.add("lost", (job, exc)),
-        on_free=lambda: None,
-        depth=lambda: 128,
-        cost=lambda task_name: costs.get(task_name, math.inf),
+    pool = _started_pool(
+        tasks, events, depth=lambda: 128, cost=lambda name: costs.get(name, UNKNOWN)
     )
-    pool.start()
     try:
         marker, gate = tmp_path / "started", tmp_path / "gate"
         _submit(pool, [_job("q.hold", str(marker), str(gate))])  # unknown: an idle child
