@@ -5,14 +5,16 @@ this is the figure to compare before and after a change to the worker's hot path
 
     python -m bench.cpu --tasks 40000 --pool prefork -c 2 --reps 3
 
-Queues ``--tasks`` no-op tasks with ``delay_many``, starts one worker, and reads
-``/proc/<pid>/stat`` of the worker's process group and of its PostgreSQL backends when the
-first result appears and again when the last one does (so start-up is left out).
+Queues ``--tasks`` no-op tasks with ``delay_many``, starts the workers, and reads
+``/proc/<pid>/stat`` of the workers' process groups and of the database's other
+PostgreSQL backends when the first result appears and again when the last one does (so
+start-up is left out). Its own database, or ``--in-place`` a schema (bench/loadkit.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import drop_database, ensure_database, transactions, with_database
+from bench.common import transactions
+from bench.loadkit import add_options, celeriac_system
 from bench.systems.celeriac_sys import CeleriacSystem
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -37,12 +40,13 @@ def _cpu(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, seconds
 
 
-def snapshot(group: int, dsn: str, skip: int) -> dict[str, float]:
-    """CPU seconds so far of the worker's parent, its other processes, and its backends."""
+def snapshot(groups: set[int], dsn: str, skip: int) -> dict[str, float]:
+    """CPU seconds so far of the workers' parents, their other processes, and the
+    database's backends (all but ours)."""
     parent = children = 0.0
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and (fields := _stat(int(entry))) and int(fields[2]) == group:
-            if int(entry) == group:
+        if entry.isdigit() and (fields := _stat(int(entry))) and int(fields[2]) in groups:
+            if int(entry) in groups:
                 parent += _cpu(fields)
             else:
                 children += _cpu(fields)
@@ -59,7 +63,8 @@ def snapshot(group: int, dsn: str, skip: int) -> dict[str, float]:
     return {"parent": parent, "pool": children, "postgres": backends}
 
 
-def one_run(system: CeleriacSystem, dsn: str, tasks: int, concurrency: int) -> dict[str, float]:
+def one_run(system: CeleriacSystem, options: argparse.Namespace) -> dict[str, float]:
+    dsn, tasks = system.db_dsn, options.tasks
     system.reset()
     system.enqueue_bulk(tasks)
     xacts0 = transactions(dsn)
@@ -68,18 +73,20 @@ def one_run(system: CeleriacSystem, dsn: str, tasks: int, concurrency: int) -> d
     skip = poll.info.backend_pid
     started = f'SELECT EXISTS (SELECT 1 FROM "{system.schema}".results)'
     finished = f'SELECT NOT EXISTS (SELECT 1 FROM "{system.schema}".jobs)'
-    with system.workers(concurrency) as workers:
-        group = workers.procs[0].pid
+    with system.workers(options.concurrency, count=options.workers) as workers:
+        groups = {proc.pid for proc in workers.procs}
         while not system.count(started):
             workers.check_alive()
             time.sleep(0.002)
-        t0, before = time.monotonic(), snapshot(group, dsn, skip)
+        t0, before = time.monotonic(), snapshot(groups, dsn, skip)
         first = system.done()
         while not system.count(finished):
             workers.check_alive()
             time.sleep(0.01)
-        t1, after = time.monotonic(), snapshot(group, dsn, skip)
+        t1, after = time.monotonic(), snapshot(groups, dsn, skip)
     counted = system.done() - first
+    if counted <= 0:
+        raise SystemExit(f"all {tasks} tasks were done before the first reading: raise --tasks")
     per_task = {k: (after[k] - before[k]) / counted * 1000 for k in before}
     per_task["total"] = sum(per_task.values())
     per_task["tasks/s"] = counted / (t1 - t0)
@@ -89,31 +96,25 @@ def one_run(system: CeleriacSystem, dsn: str, tasks: int, concurrency: int) -> d
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--dsn", default=os.environ.get("BENCH_DSN", "postgresql://postgres@127.0.0.1/postgres")
-    )
+    add_options(p, "celeriac_bench_cpu")
     p.add_argument("--tasks", type=int, default=40_000)
-    p.add_argument("--pool", default="prefork")
-    p.add_argument("-c", "--concurrency", type=int, default=2)
     p.add_argument("--reps", type=int, default=3)
-    args = p.parse_args(argv)
-    dsn = with_database(args.dsn, "celeriac_bench_cpu")
-    ensure_database(args.dsn, "celeriac_bench_cpu")
-    system = CeleriacSystem(dsn, pool=args.pool)
-    try:
-        system.setup()
-        runs = [one_run(system, dsn, args.tasks, args.concurrency) for _ in range(args.reps)]
-    finally:
-        system.teardown()
-        drop_database(args.dsn, "celeriac_bench_cpu")
-    load = os.getloadavg()[0]
-    print(f"{args.tasks} tasks, -P {args.pool} -c {args.concurrency}, load {load:.1f}")
-    print("ms of CPU per task (median [min-max] of", args.reps, "runs)")
+    p.set_defaults(workers=1)
+    options = p.parse_args(argv)
+    with celeriac_system(options) as system:
+        runs = [one_run(system, options) for _ in range(options.reps)]
+    print(
+        f"{options.tasks} tasks, {options.workers} worker(s) -P {options.pool} "
+        f"-c {options.concurrency}, load {os.getloadavg()[0]:.1f}"
+    )
+    print(f"ms of CPU per task (median [min-max] of {options.reps} runs)")
     for key in runs[0]:
         values = [r[key] for r in runs]
         fmt = "{:,.0f}" if key == "tasks/s" else "{:.3f}"
         med, lo, hi = (fmt.format(v) for v in (statistics.median(values), min(values), max(values)))
         print(f"  {key:10} {med} [{lo}-{hi}]")
+    if options.json:
+        Path(options.json).write_text(json.dumps({"runs": runs}, indent=2))
     return 0
 
 

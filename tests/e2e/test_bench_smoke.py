@@ -112,3 +112,14 @@ def test_soak_smoke_accounts_for_every_task(dsn: str, tmp_path: Path) -> None:
     assert sum(row["sent"] for row in totals["intervals"]) == 200
     assert totals["start_p99_ms"] > 0
     assert "every task accounted for" in proc.stdout
+
+
+def test_cpu_smoke_splits_cpu_time_by_process(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "cpu.json"
+    proc = _bench("cpu", dsn, out, "--tasks", "3000", "--reps", "1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["parent"] > 0 and run["pool"] > 0 and run["postgres"] > 0
+    assert run["total"] == pytest.approx(run["parent"] + run["pool"] + run["postgres"])
+    assert run["tasks/s"] > 0 and run["xacts/task"] > 0
+    assert "ms of CPU per task" in proc.stdout
