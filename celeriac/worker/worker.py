@@ -316,7 +316,8 @@ class Worker:
         with self.lock:
             self.processed += 1
             self.totals[outcome.task_name] += 1
-        self.consumer.prefetch.observe(outcome.runtime, outcome.task_name)
+        if outcome.runtime > 0:  # a run, not a started mark, a release or a lost job
+            self.consumer.prefetch.observe(outcome.runtime, outcome.task_name)
         self.completer.add(outcome)
 
     def on_lost(self, job: Job, exc: BaseException) -> None:
