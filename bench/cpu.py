@@ -1,9 +1,10 @@
 """CPU time per drained task, split by process: the worker's parent, its pool, PostgreSQL.
 
-Throughput on a shared machine swings with the load; CPU time per task hardly does, so
-this is the figure to compare before and after a change to the worker's hot path::
+Throughput on a shared machine swings with the load; CPU time per task swings far less
+(on this VM still by up to ±20 % from one minute to the next: compare A/B pairs run back
+to back), so it is the figure to compare before and after a change to the hot path::
 
-    python -m bench.cpu --tasks 40000 --pool prefork -c 2 --reps 3
+    python -m bench.cpu --tasks 40000 --pool prefork --concurrency 2 --reps 3
 
 Queues ``--tasks`` no-op tasks with ``delay_many``, starts the workers, and reads
 ``/proc/<pid>/stat`` of the workers' process groups and of the database's other
