@@ -113,6 +113,18 @@ class Batch:
     # prefetched jobs started since the last write: (job id, attempt)
     started: list[tuple[int, int]] = field(default_factory=list)
 
+    def alone(self) -> bool:
+        """Only finishes (and what they publish): one statement can record it all."""
+        return not (self.requeued or self.buried or self.states or self.marks or self.started)
+
+    def without(self, job_ids: set[int]) -> Batch:
+        """The finishes of other jobs than ``job_ids``, with what they publish."""
+        return Batch(
+            finished=[f for f in self.finished if f.job_id not in job_ids],
+            publish=[(parent, m) for parent, m in self.publish if parent not in job_ids],
+            chords=[(parent, c) for parent, c in self.chords if parent not in job_ids],
+        )
+
     def __bool__(self) -> bool:
         return bool(
             self.finished
@@ -310,6 +322,25 @@ class Broker:
     def commit(
         self, conn: psycopg.Connection[Any], batch: Batch, worker: str, result_expires: float
     ) -> set[int]:
+        """Record a batch of outcomes; return the accepted job ids. ``conn`` is an
+        autocommit connection. A batch of plain finishes — the usual one — is a single
+        statement, its own transaction (one round trip instead of a pipelined BEGIN ...
+        COMMIT); what it leaves (chord and group members, refused outcomes) and every other
+        batch go through one transaction (``_commit_together``)."""
+        if not batch.finished or not batch.alone():
+            return self._commit_together(conn, batch, worker, result_expires)
+        params = self._finish_params(batch.finished, worker, result_expires)
+        params.update(self._workflow_params(batch))
+        params["alone"] = True
+        accepted = {row[0] for row in conn.execute(self._q("finish"), params).fetchall()}
+        rest = batch.without(accepted)
+        if rest.finished:
+            accepted |= self._commit_together(conn, rest, worker, result_expires)
+        return accepted
+
+    def _commit_together(
+        self, conn: psycopg.Connection[Any], batch: Batch, worker: str, result_expires: float
+    ) -> set[int]:
         """Record a batch of outcomes in one transaction; return the accepted job ids."""
         with conn.transaction(), conn.pipeline():
             finish = retry = None
@@ -320,8 +351,8 @@ class Broker:
                 )
             if batch.finished:
                 params = self._finish_params(batch.finished, worker, result_expires)
-                params.update(self._children_params(batch.publish))
-                params.update(chord_params([c for _, c in batch.chords], batch.chords))
+                params.update(self._workflow_params(batch))
+                params["alone"] = False
                 finish = conn.execute(self._q("finish"), params)
             if batch.requeued:
                 params = self._requeue_params(batch.requeued, worker, result_expires)
@@ -333,7 +364,7 @@ class Broker:
             for update in batch.states:
                 params = self._state_params(update, worker, result_expires)
                 conn.execute(self._q("store_state"), params)
-            self._notify_results(conn, batch)
+            self._notify_retries(conn, batch)
             accepted = {row[0] for row in retry.fetchall()} if retry is not None else set()
             # finish returns, per accepted job, the chords its batch completed; so does bury
             ready: list[str] = []
@@ -358,10 +389,22 @@ class Broker:
         return after + (self.joiner(conn, sorted(set(ready))) if ready else [])
 
     def _children_params(self, items: list[tuple[int, Message]]) -> dict[str, Any]:
+        if not items:  # the usual case: NULL arrays, none of the 13 lists to adapt
+            return dict.fromkeys(CHILDREN_PARAMS)
         params = self._publish_params([message for _, message in items])
         children = {f"c_{key}": value for key, value in params.items() if key != "channel"}
         children["c_parents"] = [parent for parent, _ in items]
         return children
+
+    def _workflow_params(self, batch: Batch) -> dict[str, Any]:
+        """What finished jobs publish, for ``finish``: callbacks and chain steps (``c_*``),
+        chords they start (``h_*``)."""
+        params = self._children_params(batch.publish)
+        if batch.chords:
+            params.update(chord_params([c for _, c in batch.chords], batch.chords))
+        else:
+            params.update(dict.fromkeys(CHORD_PARAMS))
+        return params
 
     def _finish_params(self, items: list[Finish], worker: str, expires: float) -> dict[str, Any]:
         return {
@@ -376,6 +419,8 @@ class Broker:
             "worker": worker,
             "expires": expires,
             "channel": self.channel,
+            "results_channel": self.results_channel,
+            "announce": chunk_ids([f.task_id for f in items if f.store]),
         }
 
     def _requeue_params(self, items: list[Requeue], worker: str, expires: float) -> dict[str, Any]:
@@ -409,9 +454,9 @@ class Broker:
             "channel": self.results_channel,
         }
 
-    def _notify_results(self, conn: psycopg.Connection[Any], batch: Batch) -> None:
-        ids = [f.task_id for f in batch.finished if f.store]
-        ids += [r.task_id for r in batch.requeued if r.store and r.retry]
+    def _notify_retries(self, conn: psycopg.Connection[Any], batch: Batch) -> None:
+        """Announce the RETRY states stored (finish announces its own results)."""
+        ids = [r.task_id for r in batch.requeued if r.store and r.retry]
         for payload in chunk_ids(ids):
             conn.execute("SELECT pg_notify(%s, %s)", (self.results_channel, payload))
 
@@ -426,6 +471,24 @@ class Broker:
         """Waiting jobs per queue."""
         with self.db.connection() as conn:
             return dict(conn.execute(self._q("queue_lengths")).fetchall())
+
+
+CHILDREN_PARAMS = (
+    "c_parents",
+    "c_task_ids",
+    "c_task_names",
+    "c_queues",
+    "c_priorities",
+    "c_etas",
+    "c_expires",
+    "c_retries",
+    "c_acks_late",
+    "c_reject_on_worker_lost",
+    "c_content_types",
+    "c_headers",
+    "c_bodies",
+)
+CHORD_PARAMS = ("h_parents", "h_group_ids", "h_task_ids", "h_content_types", "h_bodies")
 
 
 def chord_params(

@@ -174,3 +174,22 @@ def test_revoking_a_group_reaches_every_member(app: Any) -> None:
     result.revoke()
     assert [r.state for r in result.results] == [states.REVOKED] * 3
     assert run_jobs(app) == 0
+
+
+def test_a_batch_of_plain_finishes_and_chord_parts_is_recorded_whole(app: Any) -> None:
+    """Plain finishes go in one autocommit statement; the chord parts beside them are
+    recorded in the transaction that joins their chord (Broker.commit's two paths)."""
+    add, tsum = _tasks(app)
+    plain = add.delay(10, 10)
+    joined = chord([add.s(1, 1), add.s(2, 2)])(tsum.s())
+    jobs = claim(app)
+    assert len(jobs) == 3
+    outcomes = [Execution(app, job, HOSTNAME).run() for job in jobs]
+    with app.database.connection() as conn:
+        accepted = app.broker.commit(conn, to_batch(outcomes), HOSTNAME, 3600.0)
+    assert accepted == {job.id for job in jobs}
+    assert plain.get(timeout=5) == 20
+    assert [row["task_name"] for row in job_rows(app)] == [tsum.name]  # the body, once
+    assert _chord_rows(app) == 0
+    run_jobs(app)
+    assert joined.get(timeout=5) == 6

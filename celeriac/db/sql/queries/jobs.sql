@@ -166,15 +166,21 @@ SELECT min(eta) FROM {schema}.jobs WHERE state = 'queued' AND queue = ANY(%(queu
 -- chord part decrements its chord's counter here, in the transaction that stores its
 -- result; chords are locked in group_id order so concurrent batches never deadlock.
 -- What a job publishes inherits its place in the queue (sort_key) unless due later.
--- Returns the ids that were accepted, each with the chords that became complete.
+-- The results are announced on %(results_channel)s (%(announce)s: task ids joined by
+-- commas, each payload under NOTIFY's 8000 bytes), so a waiting get() wakes at commit.
+-- %(alone)s true: the statement is the whole transaction (autocommit, one round trip:
+-- Broker.commit's common case), so it leaves chord and group members alone — a chord it
+-- completed would have to be joined in the same transaction; the caller records those
+-- apart. Returns the ids that were accepted, each with the chords that became complete.
 WITH o AS (
     SELECT * FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[], %(statuses)s::text[],
                          %(content_types)s::text[], %(results)b::bytea[], %(tracebacks)s::text[],
                          %(stores)s::bool[], %(started)b::timestamptz[])
          AS o(job_id, attempt, status, content_type, result, traceback, store, date_started)
 ), done AS (
-    DELETE FROM {schema}.jobs AS j USING o
+    DELETE FROM {schema}.jobs j USING o
     WHERE j.id = o.job_id AND j.attempt = o.attempt AND j.state = 'running'
+      AND NOT (%(alone)s::bool AND j.headers->>'group' IS NOT NULL)
     RETURNING j.id, j.task_id, j.task_name, j.queue, j.retries, j.headers, j.content_type, j.body,
               j.sort_key
 ), saved AS (
@@ -184,8 +190,8 @@ WITH o AS (
     SELECT d.task_id, o.status, o.content_type, o.result, o.traceback, d.task_name,
            d.content_type, d.body, %(worker)s, d.retries, d.queue, d.headers->>'parent_id',
            d.headers->>'root_id', d.headers->>'group', o.date_started, now(),
-           now() + make_interval(secs => %(expires)s::float8)
-    FROM done AS d JOIN o ON o.job_id = d.id
+           now() + %(expires)s::float8 * interval '1 s'
+    FROM done d JOIN o ON o.job_id = d.id
     WHERE o.store
     ON CONFLICT (task_id) DO UPDATE SET
         status = excluded.status, content_type = excluded.content_type, result = excluded.result,
@@ -195,6 +201,8 @@ WITH o AS (
         group_id = excluded.group_id,
         date_started = coalesce(excluded.date_started, r.date_started),
         date_done = excluded.date_done, expires_at = excluded.expires_at
+), told AS (
+    SELECT pg_notify(%(results_channel)s, p) FROM unnest(%(announce)s::text[]) AS p
 ), children AS (
     INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
                                acks_late, reject_on_worker_lost, content_type, headers, body,
@@ -209,7 +217,7 @@ WITH o AS (
                 %(c_headers)s::text[], %(c_bodies)s::bytea[])
          AS t(parent, task_id, task_name, queue, priority, eta, expires, retries, acks_late,
               reject_on_worker_lost, content_type, headers, body)
-    JOIN done AS d ON d.id = t.parent
+    JOIN done d ON d.id = t.parent
     -- a task id still queued or running is not queued twice (jobs_task_id): e.g. one
     -- frozen errback linked to several tasks that fail together. The finishing job's own
     -- id is free (retry(throw=False), replace() reuse it): done has deleted it already,
@@ -222,34 +230,35 @@ WITH o AS (
     FROM unnest(%(h_parents)s::bigint[], %(h_group_ids)s::text[], %(h_task_ids)s::text[],
                 %(h_content_types)s::text[], %(h_bodies)s::bytea[])
          AS h(parent, group_id, task_ids, content_type, body)
-    JOIN done AS d ON d.id = h.parent
+    JOIN done d ON d.id = h.parent
     CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(h.task_ids::jsonb))) AS ids(a)
     ON CONFLICT (group_id) DO NOTHING
 ), parts AS (
     -- a task that replaced itself (Task.replace) is not counted: its replacement, which
     -- has its id and its chord membership, is counted when it ends
     SELECT d.headers->>'group' AS group_id, count(*)::int AS n
-    FROM done AS d JOIN o ON o.job_id = d.id
+    FROM done d JOIN o ON o.job_id = d.id
     WHERE d.headers->>'group' IS NOT NULL AND o.status <> 'REPLACED'
     GROUP BY 1
 ), locked AS MATERIALIZED (
-    SELECT c.group_id FROM {schema}.chords AS c
+    SELECT c.group_id FROM {schema}.chords c
     WHERE c.group_id IN (SELECT group_id FROM parts)
     ORDER BY c.group_id
     FOR UPDATE
 ), joined AS (
-    UPDATE {schema}.chords AS c SET remaining = c.remaining - p.n
-    FROM locked AS l JOIN parts AS p USING (group_id)
+    UPDATE {schema}.chords c SET remaining = c.remaining - p.n
+    FROM locked l JOIN parts p USING (group_id)
     WHERE c.group_id = l.group_id
     RETURNING c.group_id, c.remaining
 ), woken AS (
     SELECT pg_notify(%(channel)s, q.queue)
     FROM (SELECT DISTINCT queue FROM children) AS q
 )
--- (a CROSS JOIN on the NOTIFY count: a LEFT JOIN whose columns are unused would be
+-- (CROSS JOINs on the NOTIFY counts: a LEFT JOIN whose columns are unused would be
 -- removed by the planner, and the NOTIFY with it)
-SELECT d.id, (SELECT array_agg(j.group_id) FROM joined AS j WHERE j.remaining <= 0), w.n
-FROM done AS d CROSS JOIN (SELECT count(*) AS n FROM woken) AS w;
+SELECT d.id, (SELECT array_agg(j.group_id) FROM joined j WHERE j.remaining <= 0), w.n
+FROM done d
+CROSS JOIN (SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM told) AS n) AS w;
 
 -- name: retry
 -- Put running jobs back in the queue, fenced like finish: for a later attempt (Task.retry,
