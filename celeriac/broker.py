@@ -309,10 +309,10 @@ class Broker:
         (priority, then place in the queue); the first ``start`` of them (default all)
         start now, the rest are prefetched."""
         params = {"queue": queue, "limit": limit, "worker_id": worker_id}
-        params["start"] = limit if start is None else start
+        params["start"] = begin = limit if start is None else start
         rows = conn.execute(self._q("claim"), params).fetchall()
         rows.sort(key=lambda row: row[-1])  # UPDATE ... RETURNING keeps no order: the rank
-        return [Job.from_row(row[:-1]) for row in rows]
+        return [Job.from_row(row[:-1], started=row[-1] <= begin) for row in rows]
 
     def next_eta(self, conn: psycopg.Connection[Any], queues: Sequence[str]) -> dt.datetime | None:
         """When the earliest waiting job of ``queues`` is due."""

@@ -90,9 +90,11 @@ class Job:
     headers: dict[str, Any]
     body: bytes
     revoked: bool = False
+    # the claim recorded it as started (claimed_at set): it needs no started mark
+    started: bool = False
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Job:
+    def from_row(cls, row: tuple[Any, ...], started: bool = False) -> Job:
         """Build a Job from a ``claim`` row (column order of the query)."""
         (
             id_,
@@ -127,6 +129,7 @@ class Job:
             headers,
             bytes(body),
             bool(revoked),
+            started,
         )
 
     def __reduce__(self) -> tuple[type[Job], tuple[Any, ...]]:

@@ -196,8 +196,11 @@ class Consumer:
         return started
 
     def mark_started(self, job: Job) -> None:
-        """A prefetched job starts: its ``claimed_at`` is set with the next batch."""
-        self.on_outcome(started_mark(job))
+        """A prefetched job starts: its ``claimed_at`` is set with the next batch. A job
+        the claim already started needs no mark: writing one cost every lone job on an
+        idle worker a transaction ahead of its outcome (~1.5 ms of delay().get() here)."""
+        if not job.started:
+            self.on_outcome(started_mark(job))
 
     def claim(self, want: int, free: int) -> tuple[list[Job], list[Job]]:
         """Claim up to ``want`` jobs: the first ``free`` start now, the rest are prefetched."""

@@ -53,6 +53,22 @@ def test_claim_starts_only_the_first_jobs(app: Any) -> None:
     ]
 
 
+def test_only_prefetched_jobs_get_a_started_mark(app: Any) -> None:
+    """A job the claim started (claimed_at set) needs no mark when it reaches a pool
+    process; a prefetched one does (prefork reports both through ``mark_started``)."""
+    noop = _noop(app)
+    for i in range(2):
+        noop.delay(i)
+    with app.database.connection() as conn:
+        first, ahead = app.broker.claim(conn, "celery", 2, GONE, start=1)
+    assert (first.started, ahead.started) == (True, False)
+    outcomes: list[Outcome] = []
+    consumer, _ = _consumer(app, outcomes)
+    consumer.mark_started(first)
+    consumer.mark_started(ahead)
+    assert [(o.kind, o.job_id) for o in outcomes] == [("started", ahead.id)]
+
+
 def test_rescue_requeues_prefetched_jobs_and_fails_started_ones(app: Any) -> None:
     noop = _noop(app)
     started, prefetched = noop.delay(1), noop.delay(2)
