@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import logging
 import os
 import threading
@@ -21,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from celeriac import serialization, states
-from celeriac.broker import jobs_channel, results_channel
+from celeriac.broker import jobs_channel, results_channel, values_channel
 from celeriac.db.pool import Database
 from celeriac.db.queries import query
 
@@ -85,6 +86,11 @@ class Backend:
         with self.db.connection() as conn:
             rows = conn.execute(self._q("get_results"), {"task_ids": list(task_ids)}).fetchall()
         return {row[0]: _meta(row) for row in rows}
+
+    def delivered(self, task_id: str) -> ResultMeta | None:
+        """``task_id``'s result if its worker announced it whole to this process's
+        listener while we waited (``ResultListener.value``); None: read the row."""
+        return ResultListener.for_database(self.db, self.channel).value(task_id)
 
     def decode(self, meta: ResultMeta) -> Any:
         """The result value; exception states give the re-created exception."""
@@ -250,6 +256,10 @@ def _meta(row: tuple[Any, ...]) -> ResultMeta:
     return ResultMeta(*values)
 
 
+# the fields of ResultMeta after the result that an announced result leaves unknown
+_UNKNOWN = (None,) * 12
+
+
 class ResultListener:
     """One LISTEN connection per process and database, shared by every waiter."""
 
@@ -269,6 +279,9 @@ class ResultListener:
         self._since: float | None = None  # monotonic time the current LISTEN took effect
         self._heard: dict[str, None] = {}  # recently notified ids, oldest first
         self._forgot_at = 0.0  # when an id last fell out of _heard
+        # results announced whole (broker.value_payload) for tasks someone waits on
+        self.values_channel = values_channel(db.schema)
+        self._values: dict[str, ResultMeta] = {}
 
     @classmethod
     def for_database(cls, db: Database, channel: str) -> ResultListener:
@@ -334,6 +347,14 @@ class ResultListener:
                     waiters.discard(event)
                     if not waiters:
                         del self._waiters[task_id]
+                        self._values.pop(task_id, None)
+
+    def value(self, task_id: str) -> ResultMeta | None:
+        """The result of ``task_id`` as its worker announced it at commit, if it came
+        whole while someone waited on it (only the stored status, content type and
+        result; the rest of the row reads as None)."""
+        with self._lock:
+            return self._values.pop(task_id, None)
 
     def _run(self) -> None:
         backoff = 0.2
@@ -347,7 +368,11 @@ class ResultListener:
                 backoff = min(backoff * 2, 5.0)
                 continue
             try:
-                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                conn.execute(  # one round trip: without parameters, both statements go
+                    sql.SQL("LISTEN {}; LISTEN {}").format(
+                        sql.Identifier(self.channel), sql.Identifier(self.values_channel)
+                    )
+                )
                 with self._lock:
                     self._since = time.monotonic()
                 self._listening.set()
@@ -356,7 +381,10 @@ class ResultListener:
                 for notify in conn.notifies():
                     if self._stopping:
                         return
-                    self._wake(notify.payload.split(","))
+                    if notify.channel == self.values_channel:
+                        self._deliver(notify.payload)
+                    else:
+                        self._wake(notify.payload.split(","))
             except psycopg.Error:
                 logger.warning("result listener lost its connection; reconnecting")
             finally:
@@ -377,6 +405,19 @@ class ResultListener:
                 for task_id in list(itertools.islice(heard, len(heard) - self.HEARD)):
                     del heard[task_id]
                 self._forgot_at = time.monotonic()
+
+    def _deliver(self, payload: str) -> None:
+        """A result announced whole: kept for its waiters, who then need no read."""
+        try:
+            task_id, status, content_type, result = json.loads(payload)
+            meta = ResultMeta(task_id, status, content_type, result.encode(), *_UNKNOWN)
+        except (ValueError, TypeError, AttributeError):
+            logger.warning("result listener: unreadable result notification ignored")
+            return
+        with self._lock:
+            if task_id in self._waiters:
+                self._values[task_id] = meta
+        self._wake([task_id])
 
     def _wake_all(self) -> None:
         with self._lock:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from celeriac import states
 from celeriac.db.pool import Database
 from celeriac.db.queries import query
 from celeriac.message import ChordJoin, FinalState, Job, Message, MessageBatch, encode_headers
@@ -45,6 +46,33 @@ def jobs_channel(schema: str) -> str:
 def results_channel(schema: str) -> str:
     """NOTIFY channel that wakes ``get()``; the payload is comma-separated task ids."""
     return f"celeriac_results.{schema}"
+
+
+def values_channel(schema: str) -> str:
+    """NOTIFY channel carrying small results whole (``value_payload``), so a ``get()``
+    woken by one needs no read."""
+    return f"celeriac_values.{schema}"
+
+
+# a batch of at most this many finishes announces small results whole: someone is likely
+# waiting on each (delay().get()); a drain's large batches send ids only
+VALUES_BATCH = 8
+VALUE_LIMIT = 7800  # bytes of a payload (NOTIFY takes fewer than 8000)
+JSON = "application/json"
+
+
+def value_payload(f: Finish) -> str | None:
+    """``[task_id, status, content_type, result]`` as JSON for a stored SUCCESS whose JSON
+    result is small; None for anything else (its waiter reads the row)."""
+    if not f.store or f.status != states.SUCCESS or f.content_type != JSON or f.result is None:
+        return None
+    if len(f.result) > VALUE_LIMIT:
+        return None
+    try:
+        payload = json.dumps([f.task_id, f.status, f.content_type, f.result.decode()])
+    except UnicodeDecodeError:
+        return None
+    return payload if len(payload.encode()) <= VALUE_LIMIT else None
 
 
 def control_channel(schema: str) -> str:
@@ -159,6 +187,7 @@ class Broker:
         self.schema = db.schema
         self.channel = jobs_channel(db.schema)
         self.results_channel = results_channel(db.schema)
+        self.values_channel = values_channel(db.schema)
         self.joiner: Joiner | None = None
 
     def _q(self, name: str) -> bytes:
@@ -331,8 +360,9 @@ class Broker:
             return self._commit_together(conn, batch, worker, result_expires)
         params = self._finish_params(batch.finished, worker, result_expires)
         params.update(self._workflow_params(batch))
-        params["alone"] = True
-        accepted = {row[0] for row in conn.execute(self._q("finish"), params).fetchall()}
+        params.update(self._value_params(batch.finished), alone=True)
+        rows = conn.execute(self._q("finish_alone"), params).fetchall()
+        accepted = {row[0] for row in rows}
         rest = batch.without(accepted)
         if rest.finished:
             accepted |= self._commit_together(conn, rest, worker, result_expires)
@@ -421,6 +451,16 @@ class Broker:
             "channel": self.channel,
             "results_channel": self.results_channel,
             "announce": chunk_ids([f.task_id for f in items if f.store]),
+        }
+
+    def _value_params(self, items: list[Finish]) -> dict[str, Any]:
+        """``finish_alone``'s whole results (``value_payload``), for small batches."""
+        values = [] if len(items) > VALUES_BATCH else [(f.job_id, value_payload(f)) for f in items]
+        values = [(job_id, payload) for job_id, payload in values if payload is not None]
+        return {
+            "values_channel": self.values_channel,
+            "v_jobs": [job_id for job_id, _ in values] or None,
+            "v_payloads": [payload for _, payload in values] or None,
         }
 
     def _requeue_params(self, items: list[Requeue], worker: str, expires: float) -> dict[str, Any]:
@@ -549,4 +589,5 @@ __all__ = [
     "control_channel",
     "jobs_channel",
     "results_channel",
+    "values_channel",
 ]

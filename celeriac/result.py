@@ -70,6 +70,9 @@ class AsyncResult:
         self.parent = parent
         self.ignored = ignored
         self._cache: ResultMeta | None = None
+        # the result as its worker announced it while get() waited: status, content type
+        # and value only, so never taken for the whole row (``_meta`` still reads that)
+        self._delivered: ResultMeta | None = None
         # time.monotonic() just before this process published the task (send_task)
         self._sent_at: float | None = None
 
@@ -205,7 +208,7 @@ class AsyncResult:
         elif meta is None:  # wait_for reads first, unless nothing can be stored yet
             backend = self.app.backend
             backend.wait_for([self.id], timeout, interval, self._is_ready, self._sent_at)
-            meta = self._cache
+            meta = self._cache or self._delivered
         assert meta is not None
         if follow_parents and propagate and self.parent is not None:
             self.parent._raise_if_failed()
@@ -219,6 +222,10 @@ class AsyncResult:
     wait = get
 
     def _is_ready(self) -> bool:
+        delivered = self.app.backend.delivered(self.id)
+        if delivered is not None:  # announced at commit: no read needed
+            self._delivered = delivered
+            return True
         meta = self.app.backend.get(self.id)
         if meta is not None and meta.ready:
             self._cache = meta

@@ -2,7 +2,8 @@
 
 Each block starts with ``-- name: <name>`` and a one-line purpose. ``{schema}`` in the
 text is replaced by the schema as a quoted identifier (``psycopg.sql.Identifier``), so
-the schema name is never spliced in as raw text. Everything else is a bound parameter.
+the schema name is never spliced in as raw text. ``{block:<name>}`` is replaced by another
+block's text (a part two statements share). Everything else is a bound parameter.
 """
 
 from __future__ import annotations
@@ -50,14 +51,22 @@ def with_schema(text: str, schema: str) -> sql.Composed:
     return sql.Composed(composed)
 
 
-@functools.cache
-def query(name: str, schema: str) -> bytes:
-    """The named query for ``schema``, composed once and cached as bytes."""
+_INCLUDE = re.compile(r"\{block:(\w+)\}")
+
+
+def _block(name: str) -> str:
     try:
         text = _blocks()[name]
     except KeyError:
         raise KeyError(f"no SQL block named {name!r}") from None
-    return with_schema(text, schema).as_bytes(None)
+    # {block:name}: the text of another block, for parts two statements share
+    return _INCLUDE.sub(lambda match: _block(match.group(1)), text)
+
+
+@functools.cache
+def query(name: str, schema: str) -> bytes:
+    """The named query for ``schema``, composed once and cached as bytes."""
+    return with_schema(_block(name), schema).as_bytes(None)
 
 
 __all__ = ["parse_blocks", "query", "with_schema"]

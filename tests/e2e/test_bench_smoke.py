@@ -123,3 +123,22 @@ def test_cpu_smoke_splits_cpu_time_by_process(dsn: str, tmp_path: Path) -> None:
     assert run["total"] == pytest.approx(run["parent"] + run["pool"] + run["postgres"])
     assert run["tasks/s"] > 0 and run["xacts/task"] > 0
     assert "ms of CPU per task" in proc.stdout
+
+
+def test_timeline_smoke_times_every_hop(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "timeline.json"
+    command = [sys.executable, "-m", "bench.timeline", "--dsn", dsn, "--json", str(out)]
+    proc = subprocess.run(
+        [*command, "--calls", "5", "--gap", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "5 delay().get() round trips" in proc.stdout
+    segments = json.loads(out.read_text())
+    assert all(len(values) == 5 for values in segments.values()), segments
+    total = segments.pop("total")
+    for i, whole in enumerate(total):  # the hops add up to the round trip
+        assert sum(values[i] for values in segments.values()) == pytest.approx(whole)

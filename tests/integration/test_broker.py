@@ -73,10 +73,11 @@ def test_unknown_id_reads_pending(app: Any) -> None:
 def test_finish_fits_psycopgs_query_parse_cache() -> None:
     """psycopg caches its parsing of a query only up to 4,096 bytes; past that, every
     batch of outcomes re-parses the finish statement's ~30 placeholders (measured ~0.3 ms
-    of worker CPU per batch here). The default schema's statement must stay under it."""
+    of worker CPU per batch here). The default schema's statements must stay under it."""
     from celeriac.db.queries import query
 
     assert len(query("finish", "celeriac")) <= 4096
+    assert len(query("finish_alone", "celeriac")) <= 4096
 
 
 def test_a_finish_with_nothing_to_publish_sends_null_arrays(app: Any) -> None:

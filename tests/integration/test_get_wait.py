@@ -83,3 +83,66 @@ def test_forgetting_heard_ids_falls_back_to_reading(waiting_app: Any, monkeypatc
     listener._wake(["a", "b", "c"])  # "a" is forgotten: it might have been ours
     assert not listener.unheard(["x"], since)
     assert listener.unheard(["x"], time.monotonic())
+
+
+def _waiting(app: Any, result: Any) -> tuple[list[Any], Any]:
+    """get() in a thread, returned once the listener has its waiter."""
+    import threading
+
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(result.get(timeout=10)), daemon=True)
+    thread.start()
+    listener = _listener(app)
+    _until(lambda: listener.healthy and result.id in listener._waiters)
+    return got, thread
+
+
+def _finish(app: Any, *finishes: tuple[Any, int, bytes]) -> set[int]:
+    from celeriac.broker import Batch, Finish
+
+    batch = Batch(
+        finished=[
+            Finish(job.id, attempt, job.task_id, states.SUCCESS, "application/json", value)
+            for job, attempt, value in finishes
+        ]
+    )
+    with app.database.connection() as conn:
+        accepted: set[int] = app.broker.commit(conn, batch, "w@test", 60.0)
+    return accepted
+
+
+def test_a_result_announced_whole_needs_no_read_and_the_row_still_reads(
+    waiting_app: Any, monkeypatch: Any
+) -> None:
+    result = waiting_app.tasks["t.noop"].delay()
+    with waiting_app.database.connection() as conn:
+        (job,) = waiting_app.broker.claim(conn, "celery", 1, worker_id=1)
+    got, thread = _waiting(waiting_app, result)
+    reads: list[str] = []
+    real_get = waiting_app.backend.get
+    monkeypatch.setattr(waiting_app.backend, "get", lambda i: reads.append(i) or real_get(i))
+    assert _finish(waiting_app, (job, job.attempt, b'{"answer": 42}')) == {job.id}
+    thread.join(10)
+    assert got == [{"answer": 42}]
+    assert reads == []  # the value came with the notification
+    assert result.worker == "w@test" and result.date_done is not None  # the row, read now
+    assert reads == [result.id]  # once: a final row is kept
+
+
+def test_a_refused_outcome_announces_no_value(waiting_app: Any) -> None:
+    """Only an accepted outcome's value is announced: a stale attempt's, refused in a
+    batch that commits, never reaches a waiting get() (which would return what the
+    database refused)."""
+    noop = waiting_app.tasks["t.noop"]
+    result, other = noop.delay(), noop.delay()
+    with waiting_app.database.connection() as conn:
+        job, job2 = waiting_app.broker.claim(conn, "celery", 2, worker_id=1)
+    if job.task_id != result.id:
+        job, job2 = job2, job
+    got, thread = _waiting(waiting_app, result)
+    stale, good = (job, job.attempt + 1, b'"late"'), (job2, job2.attempt, b'"other"')
+    assert _finish(waiting_app, stale, good) == {job2.id}
+    assert _finish(waiting_app, (job, job.attempt, b'"ok"')) == {job.id}
+    thread.join(10)
+    assert got == ["ok"]
+    assert other.get(timeout=5) == "other"

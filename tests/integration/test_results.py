@@ -238,8 +238,8 @@ def test_close_releases_the_listener_connection(app: Any, dsn: str) -> None:
     def listeners() -> int:
         with psycopg.connect(dsn, autocommit=True) as conn:
             row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE query = %s",
-                (f'LISTEN "{channel}"',),
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s",
+                (f'LISTEN "{channel}";%',),
             ).fetchone()
         return int(row[0]) if row else 0
 

@@ -157,22 +157,12 @@ SELECT id FROM {schema}.jobs WHERE id = ANY(%(job_ids)s) AND claimed_at IS NULL;
 -- When the earliest scheduled job of these queues is due, so an idle worker sleeps until then.
 SELECT min(eta) FROM {schema}.jobs WHERE state = 'queued' AND queue = ANY(%(queues)s);
 
--- name: finish
--- Record the outcome of finished jobs and delete them, in one statement. Only rows whose
--- fencing token still matches are touched: a worker that lost its claim cannot overwrite
--- the attempt that replaced it. The callbacks/errbacks the outcomes publish are inserted
--- in the same statement, only for the jobs accepted, so a retried write after a lost
--- COMMIT reply can never publish them twice; so are the chords they start. A finished
--- chord part decrements its chord's counter here, in the transaction that stores its
--- result; chords are locked in group_id order so concurrent batches never deadlock.
--- What a job publishes inherits its place in the queue (sort_key) unless due later.
--- The results are announced on %(results_channel)s (%(announce)s: task ids joined by
--- commas, each payload under NOTIFY's 8000 bytes), so a waiting get() wakes at commit.
--- %(alone)s true: the statement is the whole transaction (autocommit, one round trip:
--- Broker.commit's common case), so it leaves chord and group members alone — a chord it
--- completed would have to be joined in the same transaction; the caller records those
--- apart. Returns the ids that were accepted, each with the chords that became complete.
-WITH o AS (
+-- name: finish_jobs
+-- (A part of finish and finish_alone, not a statement.) The outcomes, and the jobs they
+-- end: only rows whose fencing token still matches are deleted — a worker that lost its
+-- claim cannot overwrite the attempt that replaced it. %(alone)s true leaves chord and
+-- group members alone (finish_alone).
+o AS (
     SELECT * FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[], %(statuses)s::text[],
                          %(content_types)s::text[], %(results)b::bytea[], %(tracebacks)s::text[],
                          %(stores)s::bool[], %(started)b::timestamptz[])
@@ -183,7 +173,15 @@ WITH o AS (
       AND NOT (%(alone)s::bool AND j.headers->>'group' IS NOT NULL)
     RETURNING j.id, j.task_id, j.task_name, j.queue, j.retries, j.headers, j.content_type, j.body,
               j.sort_key
-), saved AS (
+)
+
+-- name: finish_steps
+-- (A part of finish and finish_alone, not a statement.) What the ended jobs leave: their
+-- results; the callbacks/errbacks they publish, inserted only for the jobs accepted, so a
+-- retried write after a lost COMMIT reply can never publish them twice; the chords they
+-- start; a NOTIFY waking the workers of the queues that got a job. What a job publishes
+-- inherits its place in the queue (sort_key) unless due later.
+saved AS (
     INSERT INTO {schema}.results AS r (task_id, status, content_type, result, traceback, name,
                                        request_type, request, worker, retries, queue, parent_id,
                                        root_id, group_id, date_started, date_done, expires_at)
@@ -201,8 +199,6 @@ WITH o AS (
         group_id = excluded.group_id,
         date_started = coalesce(excluded.date_started, r.date_started),
         date_done = excluded.date_done, expires_at = excluded.expires_at
-), told AS (
-    SELECT pg_notify(%(results_channel)s, p) FROM unnest(%(announce)s::text[]) AS p
 ), children AS (
     INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
                                acks_late, reject_on_worker_lost, content_type, headers, body,
@@ -233,6 +229,21 @@ WITH o AS (
     JOIN done d ON d.id = h.parent
     CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(h.task_ids::jsonb))) AS ids(a)
     ON CONFLICT (group_id) DO NOTHING
+), woken AS (
+    SELECT pg_notify(%(channel)s, q.queue)
+    FROM (SELECT DISTINCT queue FROM children) AS q
+)
+
+-- name: finish
+-- Record the outcomes of finished jobs and delete them, in one statement, within the
+-- transaction that also joins the chords it completes (Broker._commit_together). A
+-- finished chord part decrements its chord's counter here, in the transaction that stores
+-- its result; chords are locked in group_id order so concurrent batches never deadlock.
+-- The results are announced on %(results_channel)s (%(announce)s: task ids joined by
+-- commas, each payload under NOTIFY's 8000 bytes), so a waiting get() wakes at commit.
+-- Returns the ids that were accepted, each with the chords that became complete.
+WITH {block:finish_jobs}, {block:finish_steps}, told AS (
+    SELECT pg_notify(%(results_channel)s, p) FROM unnest(%(announce)s::text[]) AS p
 ), parts AS (
     -- a task that replaced itself (Task.replace) is not counted: its replacement, which
     -- has its id and its chord membership, is counted when it ends
@@ -250,13 +261,29 @@ WITH o AS (
     FROM locked l JOIN parts p USING (group_id)
     WHERE c.group_id = l.group_id
     RETURNING c.group_id, c.remaining
-), woken AS (
-    SELECT pg_notify(%(channel)s, q.queue)
-    FROM (SELECT DISTINCT queue FROM children) AS q
 )
 -- (CROSS JOINs on the NOTIFY counts: a LEFT JOIN whose columns are unused would be
 -- removed by the planner, and the NOTIFY with it)
 SELECT d.id, (SELECT array_agg(j.group_id) FROM joined j WHERE j.remaining <= 0), w.n
+FROM done d
+CROSS JOIN (SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM told) AS n) AS w;
+
+-- name: finish_alone
+-- finish as a whole transaction of its own (autocommit, one round trip: Broker.commit's
+-- usual case, %(alone)s true): it leaves chord and group members alone — a chord it
+-- completed would have to be joined in the same transaction; the caller records those
+-- apart. Besides the ids (%(announce)s, as finish), it announces small results whole on
+-- %(values_channel)s: each of %(v_payloads)s when its job (%(v_jobs)s) is among those
+-- accepted, so it says what was stored (backend.ResultListener: get() needs no read).
+-- Returns the ids that were accepted.
+WITH {block:finish_jobs}, {block:finish_steps}, told AS (
+    SELECT pg_notify(%(results_channel)s, p) FROM unnest(%(announce)s::text[]) AS p
+    UNION ALL
+    SELECT pg_notify(%(values_channel)s, v.p)
+    FROM unnest(%(v_jobs)s::bigint[], %(v_payloads)s::text[]) AS v(j, p)
+    WHERE v.j IN (SELECT id FROM done)
+)
+SELECT d.id, w.n
 FROM done d
 CROSS JOIN (SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM told) AS n) AS w;
 
