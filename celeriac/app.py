@@ -291,6 +291,7 @@ class Celery:
             self.ensure_schema()
             self._broker = Broker(self.database)
             self._broker.joiner = self._chord_joiner()
+            self._broker.notify_values = bool(self.conf.celeriac_notify_results)
         return self._broker
 
     @property

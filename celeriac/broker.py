@@ -188,6 +188,7 @@ class Broker:
         self.channel = jobs_channel(db.schema)
         self.results_channel = results_channel(db.schema)
         self.values_channel = values_channel(db.schema)
+        self.notify_values = True  # celeriac_notify_results: small results whole in NOTIFY
         self.joiner: Joiner | None = None
 
     def _q(self, name: str) -> bytes:
@@ -455,7 +456,8 @@ class Broker:
 
     def _value_params(self, items: list[Finish]) -> dict[str, Any]:
         """``finish_alone``'s whole results (``value_payload``), for small batches."""
-        values = [] if len(items) > VALUES_BATCH else [(f.job_id, value_payload(f)) for f in items]
+        small = self.notify_values and len(items) <= VALUES_BATCH
+        values = [(f.job_id, value_payload(f)) for f in items] if small else []
         values = [(job_id, payload) for job_id, payload in values if payload is not None]
         return {
             "values_channel": self.values_channel,

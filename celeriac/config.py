@@ -33,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
     # dead row versions in jobs/results after which the maintenance leader VACUUMs the
     # table itself (autovacuum may be off, or far behind a queue's churn); 0 never
     "celeriac_vacuum_threshold": 50_000,
+    # a worker sends small JSON results whole in their NOTIFY, so a waiting get() needs no
+    # read; any session of the database may LISTEN: off where a role must not see results
+    # (docs/security.md)
+    "celeriac_notify_results": True,
     "accept_content": ("json",),
     "result_accept_content": None,
     "task_serializer": "json",

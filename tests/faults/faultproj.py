@@ -19,6 +19,8 @@ app.conf.update(
     worker_poll_interval=0.5,
     accept_content=["json"],
 )
+if os.environ.get("FAULTS_NOTIFY_RESULTS") == "0":
+    app.conf.celeriac_notify_results = False
 if os.environ.get("FAULTS_DEAD_AFTER"):
     app.conf.celeriac_dead_connection_timeout = float(os.environ["FAULTS_DEAD_AFTER"])
 

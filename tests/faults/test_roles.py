@@ -61,9 +61,19 @@ def test_least_privilege_roles(
     cluster: Cluster, fapp: Any, fschema: str, start_worker: Any, roles: dict[str, str]
 ) -> None:
     worker_url = cluster.url(user=roles["worker"], password=roles["password"])
-    start_worker("-P", "threads", "-c", "2", "-n", "leastpriv@%h", env={"FAULTS_DSN": worker_url})
+    # any session may LISTEN: with roles that must not see results, results are not
+    # sent whole in notifications (celeriac_notify_results off, docs/security.md)
+    env = {"FAULTS_DSN": worker_url, "FAULTS_NOTIFY_RESULTS": "0"}
+    start_worker("-P", "threads", "-c", "2", "-n", "leastpriv@%h", env=env)
+    eavesdrop = psycopg.connect(
+        cluster.url(user=roles["publisher"], password=roles["password"], dbname="faults"),
+        autocommit=True,
+    )
+    eavesdrop.execute(sql.SQL("LISTEN {}").format(sql.Identifier(f"celeriac_values.{fschema}")))
     other = fapp.tasks["faultproj.work"].delay(41)  # somebody else's task
     assert other.get(timeout=30) == 41
+    assert list(eavesdrop.notifies(timeout=0.5)) == []  # no result reached the publisher
+    eavesdrop.close()
 
     publisher = Celery(
         "pub",
