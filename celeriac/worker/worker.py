@@ -150,7 +150,7 @@ class Worker:
             self.hostname,
             on_outcome=self.on_outcome,
             on_lost=self.on_lost,
-            on_free=lambda: self.consumer.wake(),
+            on_free=lambda: self.consumer.slot_freed(),
             time_limit=self.time_limit,
             soft_time_limit=self.soft_time_limit,
             max_tasks_per_child=self.max_tasks_per_child,

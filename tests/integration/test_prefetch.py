@@ -222,3 +222,35 @@ def test_buffer_goes_back_to_the_queue_when_jobs_turn_long(app: Any) -> None:
     # given back on the consumer's own connection, before its next claim
     assert sum(1 for _, state, _ in _rows(app) if state == "queued") == 8
     assert sum(1 for _, state, started in _rows(app) if state == "running" and started) == 2
+
+
+def test_a_freed_slot_claims_nothing_until_a_job_is_announced(app: Any) -> None:
+    """After a claim that found nothing, a freed slot alone does not claim again (every
+    publish NOTIFYs; this consumer has no listener, so it hears none): the NOTIFY's
+    wake() does, and so would the poll interval."""
+    noop = _noop(app)
+    outcomes: list[Outcome] = []
+    consumer, pool = _consumer(app, outcomes)
+    consumer.step()  # empty queue: nothing claimed
+    assert pool.submitted == [] and consumer.dry_since is not None
+    consumer.poll_interval = 60.0  # the fallback poll is far away
+    noop.delay(1)
+    consumer.slot_freed()
+    assert consumer._still_dry()  # a slot alone is no reason to claim
+    consumer.wake()  # what the listener does for the job's NOTIFY
+    assert not consumer._still_dry()
+    consumer.step()
+    consumer._reset()
+    assert [job.task_name for job in pool.submitted] == [noop.name]
+
+
+def test_a_dry_consumer_claims_again_at_the_poll_interval(app: Any) -> None:
+    outcomes: list[Outcome] = []
+    consumer, _ = _consumer(app, outcomes)
+    consumer.step()
+    assert consumer.dry_since is not None
+    consumer.poll_interval = 60.0
+    assert consumer._still_dry()
+    consumer.dry_since -= 61.0  # a minute later: a missed notification is caught up
+    assert not consumer._still_dry()
+    consumer._reset()
