@@ -420,8 +420,6 @@ class Broker:
         return after + (self.joiner(conn, sorted(set(ready))) if ready else [])
 
     def _children_params(self, items: list[tuple[int, Message]]) -> dict[str, Any]:
-        if not items:  # the usual case: NULL arrays, none of the 13 lists to adapt
-            return dict.fromkeys(CHILDREN_PARAMS)
         params = self._publish_params([message for _, message in items])
         children = {f"c_{key}": value for key, value in params.items() if key != "channel"}
         children["c_parents"] = [parent for parent, _ in items]
@@ -429,13 +427,11 @@ class Broker:
 
     def _workflow_params(self, batch: Batch) -> dict[str, Any]:
         """What finished jobs publish, for ``finish``: callbacks and chain steps (``c_*``),
-        chords they start (``h_*``)."""
+        chords they start (``h_*``). Nothing (the usual case) goes as NULL arrays: psycopg
+        then adapts none of the 18 empty lists."""
         params = self._children_params(batch.publish)
-        if batch.chords:
-            params.update(chord_params([c for _, c in batch.chords], batch.chords))
-        else:
-            params.update(dict.fromkeys(CHORD_PARAMS))
-        return params
+        params.update(chord_params([c for _, c in batch.chords], batch.chords))
+        return {key: value or None for key, value in params.items()}
 
     def _finish_params(self, items: list[Finish], worker: str, expires: float) -> dict[str, Any]:
         return {
@@ -513,24 +509,6 @@ class Broker:
         """Waiting jobs per queue."""
         with self.db.connection() as conn:
             return dict(conn.execute(self._q("queue_lengths")).fetchall())
-
-
-CHILDREN_PARAMS = (
-    "c_parents",
-    "c_task_ids",
-    "c_task_names",
-    "c_queues",
-    "c_priorities",
-    "c_etas",
-    "c_expires",
-    "c_retries",
-    "c_acks_late",
-    "c_reject_on_worker_lost",
-    "c_content_types",
-    "c_headers",
-    "c_bodies",
-)
-CHORD_PARAMS = ("h_parents", "h_group_ids", "h_task_ids", "h_content_types", "h_bodies")
 
 
 def chord_params(

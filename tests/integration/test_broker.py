@@ -83,13 +83,12 @@ def test_finish_fits_psycopgs_query_parse_cache() -> None:
 def test_a_finish_with_nothing_to_publish_sends_null_arrays(app: Any) -> None:
     """Finishes without callbacks pass NULL for the callback and chord arrays instead of
     adapting 18 empty lists; the parameters are the same either way."""
-    from celeriac.broker import CHILDREN_PARAMS, CHORD_PARAMS, chord_params
-    from celeriac.message import Message
+    from celeriac.message import ChordJoin, Message
 
     message = Message("t", "x", "celery", b"[]", "application/json", {})
-    full = app.broker._children_params([(1, message)])
-    assert set(full) == set(CHILDREN_PARAMS) == set(app.broker._children_params([]))
-    assert set(chord_params([], [])) == set(CHORD_PARAMS)
+    chord = ChordJoin("g", ("t",), "application/json", b"[]")
+    full = app.broker._workflow_params(Batch(publish=[(1, message)], chords=[(1, chord)]))
+    assert all(isinstance(value, list) and value for value in full.values())
     empty = app.broker._workflow_params(Batch())
-    assert set(empty) == set(CHILDREN_PARAMS) | set(CHORD_PARAMS)
+    assert set(empty) == set(full)
     assert all(value is None for value in empty.values())
