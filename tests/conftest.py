@@ -8,7 +8,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import sql
+
+# Property tests check behaviour, not speed: on a slow or shared VM one example can take
+# longer than hypothesis's default 200 ms deadline (seen: 347 ms decoding a pickle).
+settings.register_profile("celeriac", deadline=None)
+settings.load_profile("celeriac")
 
 DSN = os.environ.get("CELERIAC_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
