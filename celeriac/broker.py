@@ -359,10 +359,14 @@ class Broker:
         batch go through one transaction (``_commit_together``)."""
         if not batch.finished or not batch.alone():
             return self._commit_together(conn, batch, worker, result_expires)
-        params = self._finish_params(batch.finished, worker, result_expires)
-        params.update(self._workflow_params(batch))
-        params.update(self._value_params(batch.finished), alone=True)
-        rows = conn.execute(self._q("finish_alone"), params).fetchall()
+        if len(batch.finished) == 1 and not (batch.publish or batch.chords):
+            params = self._one_finish_params(batch.finished[0], worker, result_expires)
+            rows = conn.execute(self._q("finish_one"), params).fetchall()
+        else:
+            params = self._finish_params(batch.finished, worker, result_expires)
+            params.update(self._workflow_params(batch))
+            params.update(self._value_params(batch.finished), alone=True)
+            rows = conn.execute(self._q("finish_alone"), params).fetchall()
         accepted = {row[0] for row in rows}
         rest = batch.without(accepted)
         if rest.finished:
@@ -448,6 +452,26 @@ class Broker:
             "channel": self.channel,
             "results_channel": self.results_channel,
             "announce": chunk_ids([f.task_id for f in items if f.store]),
+        }
+
+    def _one_finish_params(self, f: Finish, worker: str, expires: float) -> dict[str, Any]:
+        """``finish_one``'s scalar parameters."""
+        return {
+            "job_id": f.job_id,
+            "attempt": f.attempt,
+            "task_id": f.task_id,
+            "status": f.status,
+            "content_type": f.content_type,
+            "result": f.result,
+            "traceback": f.traceback,
+            "store": f.store,
+            "started": f.date_started,
+            "worker": worker,
+            "expires": expires,
+            "alone": True,
+            "results_channel": self.results_channel,
+            "values_channel": self.values_channel,
+            "v_payload": value_payload(f) if self.notify_values else None,
         }
 
     def _value_params(self, items: list[Finish]) -> dict[str, Any]:

@@ -83,7 +83,19 @@ class WorkerProcess:
         self.proc.send_signal(signum)
 
     def wait(self, timeout: float = 30) -> int:
-        return self.proc.wait(timeout)
+        """The exit code; an AssertionError with the log (and, for a worker, every thread's
+        stack) if it has not exited in time."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            start = len(self.lines)
+            self.signal(signal.SIGUSR1)  # a worker dumps every thread's stack (its log)
+            try:
+                self.wait_for_line("most recent call first", timeout=5, start=start)
+                self.proc.wait(1)  # the dump's remaining lines
+            except (AssertionError, subprocess.TimeoutExpired):
+                pass
+            raise AssertionError(f"still running after {timeout} s; log:\n{self.log}") from None
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the worker and its children)."""

@@ -78,6 +78,7 @@ def test_finish_fits_psycopgs_query_parse_cache() -> None:
 
     assert len(query("finish", "celeriac")) <= 4096
     assert len(query("finish_alone", "celeriac")) <= 4096
+    assert len(query("finish_one", "celeriac")) <= 4096
 
 
 def test_a_finish_with_nothing_to_publish_sends_null_arrays(app: Any) -> None:

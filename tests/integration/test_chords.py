@@ -106,6 +106,21 @@ def test_a_fenced_outcome_does_not_count(app: Any) -> None:
     assert result.get(timeout=5) == 6
 
 
+def test_header_parts_recorded_one_at_a_time_join_the_chord(app: Any) -> None:
+    """A lone outcome is written by the single-outcome statement, which leaves chord
+    members to the transaction that joins their chord: each part still counts once and
+    the last one publishes the body."""
+    add, tsum = _tasks(app)
+    result = chord([add.s(1, 1), add.s(2, 2), add.s(3, 3)], tsum.s()).apply_async()
+    for job in claim(app):
+        with app.database.connection() as conn:
+            outcome = Execution(app, job, HOSTNAME).run()
+            assert app.broker.commit(conn, to_batch([outcome]), HOSTNAME, 60.0) == {job.id}
+    assert [row["task_name"] for row in job_rows(app)] == [tsum.name]
+    run_jobs(app)
+    assert result.get(timeout=5) == 12
+
+
 def test_header_results_are_kept_even_when_the_task_ignores_results(app: Any) -> None:
     @app.task(ignore_result=True)
     def quiet(x: int) -> int:

@@ -129,6 +129,19 @@ def test_a_result_announced_whole_needs_no_read_and_the_row_still_reads(
     assert reads == [result.id]  # once: a final row is kept
 
 
+def test_a_lone_refused_outcome_announces_nothing(waiting_app: Any) -> None:
+    """The same for an outcome written alone (the single-outcome statement): a stale
+    attempt is refused and announces neither its id nor its value."""
+    result = waiting_app.tasks["t.noop"].delay()
+    with waiting_app.database.connection() as conn:
+        (job,) = waiting_app.broker.claim(conn, "celery", 1, worker_id=1)
+    got, thread = _waiting(waiting_app, result)
+    assert _finish(waiting_app, (job, job.attempt + 1, b'"late"')) == set()
+    assert _finish(waiting_app, (job, job.attempt, b'"ok"')) == {job.id}
+    thread.join(10)
+    assert got == ["ok"]
+
+
 def test_a_refused_outcome_announces_no_value(waiting_app: Any) -> None:
     """Only an accepted outcome's value is announced: a stale attempt's, refused in a
     batch that commits, never reaches a waiting get() (which would return what the

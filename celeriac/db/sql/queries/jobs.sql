@@ -157,17 +157,21 @@ SELECT id FROM {schema}.jobs WHERE id = ANY(%(job_ids)s) AND claimed_at IS NULL;
 -- When the earliest scheduled job of these queues is due, so an idle worker sleeps until then.
 SELECT min(eta) FROM {schema}.jobs WHERE state = 'queued' AND queue = ANY(%(queues)s);
 
--- name: finish_jobs
--- (A part of finish and finish_alone, not a statement.) The outcomes, and the jobs they
--- end: only rows whose fencing token still matches are deleted — a worker that lost its
--- claim cannot overwrite the attempt that replaced it. %(alone)s true leaves chord and
--- group members alone (finish_alone).
+-- name: finish_outcomes
+-- (A part of finish and finish_alone, not a statement.) The outcomes of a batch.
 o AS (
     SELECT * FROM unnest(%(job_ids)s::bigint[], %(attempts)s::int[], %(statuses)s::text[],
                          %(content_types)s::text[], %(results)b::bytea[], %(tracebacks)s::text[],
                          %(stores)s::bool[], %(started)b::timestamptz[])
          AS o(job_id, attempt, status, content_type, result, traceback, store, date_started)
-), done AS (
+)
+
+-- name: finish_jobs
+-- (A part of finish, finish_alone and finish_one, not a statement.) The jobs the outcomes
+-- (o) end: only rows whose fencing token still matches are deleted — a worker that lost
+-- its claim cannot overwrite the attempt that replaced it. %(alone)s true leaves chord
+-- and group members alone (finish_alone, finish_one).
+done AS (
     DELETE FROM {schema}.jobs j USING o
     WHERE j.id = o.job_id AND j.attempt = o.attempt AND j.state = 'running'
       AND NOT (%(alone)s::bool AND j.headers->>'group' IS NOT NULL)
@@ -175,12 +179,9 @@ o AS (
               j.sort_key
 )
 
--- name: finish_steps
--- (A part of finish and finish_alone, not a statement.) What the ended jobs leave: their
--- results; the callbacks/errbacks they publish, inserted only for the jobs accepted, so a
--- retried write after a lost COMMIT reply can never publish them twice; the chords they
--- start; a NOTIFY waking the workers of the queues that got a job. What a job publishes
--- inherits its place in the queue (sort_key) unless due later.
+-- name: finish_saved
+-- (A part of finish, finish_alone and finish_one, not a statement.) The results the ended
+-- jobs leave.
 saved AS (
     INSERT INTO {schema}.results AS r (task_id, status, content_type, result, traceback, name,
                                        request_type, request, worker, retries, queue, parent_id,
@@ -199,7 +200,15 @@ saved AS (
         group_id = excluded.group_id,
         date_started = coalesce(excluded.date_started, r.date_started),
         date_done = excluded.date_done, expires_at = excluded.expires_at
-), children AS (
+)
+
+-- name: finish_steps
+-- (A part of finish and finish_alone, not a statement.) What else the ended jobs leave:
+-- the callbacks/errbacks they publish, inserted only for the jobs accepted, so a retried
+-- write after a lost COMMIT reply can never publish them twice; the chords they start; a
+-- NOTIFY waking the workers of the queues that got a job. What a job publishes inherits
+-- its place in the queue (sort_key) unless due later.
+children AS (
     INSERT INTO {schema}.jobs (task_id, task_name, queue, priority, eta, expires, retries,
                                acks_late, reject_on_worker_lost, content_type, headers, body,
                                sort_key)
@@ -242,7 +251,8 @@ saved AS (
 -- The results are announced on %(results_channel)s (%(announce)s: task ids joined by
 -- commas, each payload under NOTIFY's 8000 bytes), so a waiting get() wakes at commit.
 -- Returns the ids that were accepted, each with the chords that became complete.
-WITH {block:finish_jobs}, {block:finish_steps}, told AS (
+WITH {block:finish_outcomes}, {block:finish_jobs}, {block:finish_saved}, {block:finish_steps},
+told AS (
     SELECT pg_notify(%(results_channel)s, p) FROM unnest(%(announce)s::text[]) AS p
 ), parts AS (
     -- a task that replaced itself (Task.replace) is not counted: its replacement, which
@@ -276,7 +286,8 @@ CROSS JOIN (SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM told) AS
 -- %(values_channel)s: each of %(v_payloads)s when its job (%(v_jobs)s) is among those
 -- accepted, so it says what was stored (backend.ResultListener: get() needs no read).
 -- Returns the ids that were accepted.
-WITH {block:finish_jobs}, {block:finish_steps}, told AS (
+WITH {block:finish_outcomes}, {block:finish_jobs}, {block:finish_saved}, {block:finish_steps},
+told AS (
     SELECT pg_notify(%(results_channel)s, p) FROM unnest(%(announce)s::text[]) AS p
     UNION ALL
     SELECT pg_notify(%(values_channel)s, v.p)
@@ -286,6 +297,23 @@ WITH {block:finish_jobs}, {block:finish_steps}, told AS (
 SELECT d.id, w.n
 FROM done d
 CROSS JOIN (SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM told) AS n) AS w;
+
+-- name: finish_one
+-- finish_alone for one outcome that publishes nothing (a lone job on an idle worker: the
+-- delay().get() path): scalar parameters, no arrays to adapt and unnest, and nothing of
+-- callbacks or chords. Same rules: fenced, chord and group members left alone, the
+-- result announced (%(store)s) by id and, when %(v_payload)s is given, whole.
+WITH o AS (
+    SELECT %(job_id)s::bigint AS job_id, %(attempt)s::int AS attempt, %(status)s::text AS status,
+           %(content_type)s::text AS content_type, %(result)b::bytea AS result,
+           %(traceback)s::text AS traceback, %(store)s::bool AS store,
+           %(started)s::timestamptz AS date_started
+), {block:finish_jobs}, {block:finish_saved}, told AS (
+    SELECT pg_notify(%(results_channel)s, %(task_id)s::text) WHERE %(store)s::bool
+    UNION ALL
+    SELECT pg_notify(%(values_channel)s, %(v_payload)s::text) WHERE %(v_payload)s::text IS NOT NULL
+)
+SELECT d.id, (SELECT count(*) FROM told) FROM done d;
 
 -- name: retry
 -- Put running jobs back in the queue, fenced like finish: for a later attempt (Task.retry,
