@@ -142,3 +142,20 @@ def test_timeline_smoke_times_every_hop(dsn: str, tmp_path: Path) -> None:
     total = segments.pop("total")
     for i, whole in enumerate(total):  # the hops add up to the round trip
         assert sum(values[i] for values in segments.values()) == pytest.approx(whole)
+
+
+def test_floor_smoke_measures_each_floor(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "floor.json"
+    command = [sys.executable, "-m", "bench.floor", "--dsn", dsn, "--json", str(out)]
+    proc = subprocess.run(
+        [*command, "--calls", "20", "--trips", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["durable"]["rate"] > 0 and figures["async"]["cpu_us"] > 0
+    assert figures["round_trip_ms"]["n"] == 5 and figures["round_trip_ms"]["p50"] > 0
+    assert "round trip" in proc.stdout
