@@ -132,13 +132,41 @@ class Job:
             started,
         )
 
-    def __reduce__(self) -> tuple[type[Job], tuple[Any, ...]]:
+    def __reduce__(self) -> tuple[Callable[..., Job], tuple[Any, ...]]:
         # pickled once per job on its way to a prefork child: the fields as a plain
-        # tuple are twice as fast as the slots dataclass's default (getstate/setstate)
-        return (Job, _job_fields(self))
+        # tuple are twice as fast as the slots dataclass's default (getstate/setstate),
+        # and the times as integers (below) another 1.6x
+        values = _job_fields(self)
+        return (_job, (*values[:6], pack_time(self.eta), pack_time(self.expires), *values[8:]))
 
 
 _job_fields = operator.attrgetter(*(f.name for f in fields(Job)))
+
+
+def _job(*values: Any) -> Job:
+    fields_ = list(values)
+    fields_[6], fields_[7] = unpack_time(values[6]), unpack_time(values[7])
+    return Job(*fields_)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def pack_time(value: dt.datetime | None) -> int | dt.datetime | None:
+    """An aware datetime as microseconds since the epoch, for pickling between a worker
+    and its pool processes: pickling one with its time zone (psycopg's ``ZoneInfo``, or
+    ``datetime.UTC``) cost more than all the other fields of a job or outcome together
+    (4-5 us of 7.5 us for an outcome). The instant is kept exactly; the zone comes back
+    as UTC. Naive datetimes and None pass as they are."""
+    if value is None or value.tzinfo is None:
+        return value
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def unpack_time(value: int | dt.datetime | None) -> dt.datetime | None:
+    """``pack_time`` undone."""
+    return _EPOCH + dt.timedelta(microseconds=value) if isinstance(value, int) else value
 
 
 @dataclass(frozen=True, slots=True)

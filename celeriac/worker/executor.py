@@ -17,6 +17,7 @@ import logging
 import operator
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,16 @@ from celeriac.exceptions import (
     NotRegistered,
     TaskRevokedError,
 )
-from celeriac.message import Body, ChordJoin, FinalState, Job, Message, decode_body
+from celeriac.message import (
+    Body,
+    ChordJoin,
+    FinalState,
+    Job,
+    Message,
+    decode_body,
+    pack_time,
+    unpack_time,
+)
 from celeriac.task import Context, ExceptionInfo, Task
 from celeriac.worker import callbacks
 from celeriac.worker.body import Guard, RunResult, retry_target, run_body
@@ -67,9 +77,11 @@ class Outcome:
     chords: list[ChordJoin] = field(default_factory=list)  # chords started (chain steps)
     marks: list[FinalState] = field(default_factory=list)  # steps of a chain that won't run
 
-    def __reduce__(self) -> tuple[type[Outcome], tuple[Any, ...]]:
+    def __reduce__(self) -> tuple[Callable[..., Outcome], tuple[Any, ...]]:
         # pickled once per job on its way back from a prefork child (see Job.__reduce__)
-        return (Outcome, _outcome_fields(self))
+        values = list(_outcome_fields(self))
+        values[_ETA], values[_STARTED] = pack_time(self.eta), pack_time(self.date_started)
+        return (_outcome, tuple(values))
 
 
 def untouched(job: Job, eta: dt.datetime | None = None) -> Outcome:
@@ -89,6 +101,13 @@ def untouched(job: Job, eta: dt.datetime | None = None) -> Outcome:
 
 
 _outcome_fields = operator.attrgetter(*(f.name for f in fields(Outcome)))
+_ETA, _STARTED = ([f.name for f in fields(Outcome)].index(name) for name in ("eta", "date_started"))
+
+
+def _outcome(*values: Any) -> Outcome:
+    outcome = Outcome(*values)
+    outcome.eta, outcome.date_started = unpack_time(outcome.eta), unpack_time(outcome.date_started)
+    return outcome
 
 
 class Execution:

