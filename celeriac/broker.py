@@ -142,8 +142,8 @@ class Batch:
     started: list[tuple[int, int]] = field(default_factory=list)
 
     def alone(self) -> bool:
-        """Only finishes (and what they publish): one statement can record it all."""
-        return not (self.requeued or self.buried or self.states or self.marks or self.started)
+        """Only finishes (what they publish, started marks): one statement can record it."""
+        return not (self.requeued or self.buried or self.states or self.marks)
 
     def without(self, job_ids: set[int]) -> Batch:
         """The finishes of other jobs than ``job_ids``, with what they publish."""
@@ -359,13 +359,15 @@ class Broker:
         batch go through one transaction (``_commit_together``)."""
         if not batch.finished or not batch.alone():
             return self._commit_together(conn, batch, worker, result_expires)
-        if len(batch.finished) == 1 and not (batch.publish or batch.chords):
+        if len(batch.finished) == 1 and not (batch.publish or batch.chords or batch.started):
             params = self._one_finish_params(batch.finished[0], worker, result_expires)
             rows = conn.execute(self._q("finish_one"), params).fetchall()
         else:
             params = self._finish_params(batch.finished, worker, result_expires)
             params.update(self._workflow_params(batch))
             params.update(self._value_params(batch.finished), alone=True)
+            ids, attempts = zip(*batch.started, strict=True) if batch.started else ((), ())
+            params.update(s_jobs=list(ids) or None, s_attempts=list(attempts) or None)
             rows = conn.execute(self._q("finish_alone"), params).fetchall()
         accepted = {row[0] for row in rows}
         rest = batch.without(accepted)

@@ -91,6 +91,31 @@ def test_a_prefetched_job_marked_started_is_rescued_as_started(app: Any) -> None
     assert result.state == states.FAILURE
 
 
+def test_started_marks_go_with_finishes_in_one_statement_and_are_fenced(app: Any) -> None:
+    """A batch of finishes carries the started marks of jobs begun since (one statement,
+    finish_alone): the marked job is rescued as started; a stale mark changes nothing."""
+    from celeriac.broker import Finish
+
+    noop = _noop(app)
+    done, marked, stale = (noop.delay(i) for i in range(3))
+    with app.database.connection() as conn:
+        jobs = {j.task_id: j for j in app.broker.claim(conn, "celery", 3, GONE, start=1)}
+        finished, begun, old = jobs[done.id], jobs[marked.id], jobs[stale.id]
+        statements: list[bytes] = []
+        real = conn.execute
+        conn.execute = lambda q, *a, **k: statements.append(q) or real(q, *a, **k)  # type: ignore[method-assign]
+        batch = Batch(
+            finished=[
+                Finish(finished.id, finished.attempt, done.id, "SUCCESS", "application/json", b"1")
+            ],
+            started=[(begun.id, begun.attempt), (old.id, old.attempt + 1)],
+        )
+        assert app.broker.commit(conn, batch, "w", 60.0) == {finished.id}
+    assert len(statements) == 1
+    assert _rows(app) == [(marked.id, "running", True), (stale.id, "running", False)]
+    assert done.get(timeout=5) == 1
+
+
 class FakePool:
     """Two slots that accept jobs and never finish them."""
 

@@ -285,9 +285,16 @@ CROSS JOIN (SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM told) AS
 -- apart. Besides the ids (%(announce)s, as finish), it announces small results whole on
 -- %(values_channel)s: each of %(v_payloads)s when its job (%(v_jobs)s) is among those
 -- accepted, so it says what was stored (backend.ResultListener: get() needs no read).
--- Returns the ids that were accepted.
+-- It also marks started the prefetched jobs that started since the last write
+-- (%(s_jobs)s, fenced as mark_started): in a drain nearly every batch has some, and they
+-- made it a pipelined BEGIN ... COMMIT of two statements. Returns the ids accepted.
 WITH {block:finish_outcomes}, {block:finish_jobs}, {block:finish_saved}, {block:finish_steps},
-told AS (
+marked AS (
+    UPDATE {schema}.jobs AS j SET claimed_at = now()
+    FROM unnest(%(s_jobs)s::bigint[], %(s_attempts)s::int[]) AS s(job_id, attempt)
+    WHERE j.id = s.job_id AND j.attempt = s.attempt AND j.state = 'running'
+      AND j.claimed_at IS NULL AND j.id NOT IN (SELECT job_id FROM o)
+), told AS (
     SELECT pg_notify(%(results_channel)s, p) FROM unnest(%(announce)s::text[]) AS p
     UNION ALL
     SELECT pg_notify(%(values_channel)s, v.p)
