@@ -342,7 +342,10 @@ class Broker:
         params["start"] = begin = limit if start is None else start
         rows = conn.execute(self._q("claim"), params).fetchall()
         rows.sort(key=lambda row: row[-1])  # UPDATE ... RETURNING keeps no order: the rank
-        return [Job.from_row(row[:-1], started=row[-1] <= begin) for row in rows]
+        return [
+            Job.from_row(row[:15], started=row[-1] <= begin, limits=(row[15], row[16]))
+            for row in rows
+        ]
 
     def next_eta(self, conn: psycopg.Connection[Any], queues: Sequence[str]) -> dt.datetime | None:
         """When the earliest waiting job of ``queues`` is due."""

@@ -87,14 +87,43 @@ class Job:
     acks_late: bool
     reject_on_worker_lost: bool
     content_type: str
-    headers: dict[str, Any]
+    # the headers, or their JSON text as the claim reads them: a worker's parent reads
+    # only the time limits (``limits``), so the text is parsed in the pool process that
+    # runs the job (``headers``), not in the parent, and crosses the pipe as one string
+    header_data: dict[str, Any] | str
     body: bytes
     revoked: bool = False
     # the claim recorded it as started (claimed_at set): it needs no started mark
     started: bool = False
+    # the message's (hard, soft) time limits as the claim read them out of the headers;
+    # None: read them from the headers
+    limits: tuple[float | None, float | None] | None = None
+    _headers: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        """The message headers (Celery protocol v2), parsed on first use."""
+        if self._headers is None:
+            data = self.header_data
+            parsed = json.loads(data) if isinstance(data, str) else data
+            object.__setattr__(self, "_headers", parsed)
+        assert self._headers is not None
+        return self._headers
+
+    def time_limits(self) -> tuple[float | None, float | None]:
+        """The message's (hard, soft) time limits, None where it sets none."""
+        if self.limits is not None:
+            return self.limits
+        hard, soft = (self.headers.get("timelimit") or [None, None])[:2]
+        return hard, soft
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...], started: bool = False) -> Job:
+    def from_row(
+        cls,
+        row: tuple[Any, ...],
+        started: bool = False,
+        limits: tuple[float | None, float | None] | None = None,
+    ) -> Job:
         """Build a Job from a ``claim`` row (column order of the query)."""
         (
             id_,
@@ -130,6 +159,7 @@ class Job:
             bytes(body),
             bool(revoked),
             started,
+            limits,
         )
 
     def __reduce__(self) -> tuple[Callable[..., Job], tuple[Any, ...]]:
@@ -140,7 +170,8 @@ class Job:
         return (_job, (*values[:6], pack_time(self.eta), pack_time(self.expires), *values[8:]))
 
 
-_job_fields = operator.attrgetter(*(f.name for f in fields(Job)))
+# the fields __init__ takes (not the parsed headers: they are parsed again where needed)
+_job_fields = operator.attrgetter(*(f.name for f in fields(Job) if f.init))
 
 
 def _job(*values: Any) -> Job:

@@ -159,7 +159,7 @@ class BasePool:
 
     def limits_for(self, job: Job) -> tuple[float | None, float | None]:
         """Hard and soft limits: message, then task, then worker options."""
-        hard, soft = (job.headers.get("timelimit") or [None, None])[:2]
+        hard, soft = job.time_limits()
         task = self.app.tasks.get(job.task_name)
         if hard is None:
             hard = task.time_limit if task is not None else None

@@ -93,3 +93,31 @@ def test_a_finish_with_nothing_to_publish_sends_null_arrays(app: Any) -> None:
     empty = app.broker._workflow_params(Batch())
     assert set(empty) == set(full)
     assert all(value is None for value in empty.values())
+
+
+def test_a_claim_reads_the_time_limits_apart_and_leaves_the_headers_as_text(app: Any) -> None:
+    """The worker's parent reads only the time limits: they come as columns and the
+    headers as JSON text, parsed where they are read (the pool process). A time limit
+    that is not a number is ignored, not a claim that fails for every job."""
+
+    @app.task
+    def noop() -> None:
+        return None
+
+    limited = noop.apply_async(time_limit=10, soft_time_limit=5)
+    plain = noop.delay()
+    odd = noop.delay()
+    with app.database.connection() as conn:
+        conn.execute(
+            f'UPDATE "{app.database.schema}".jobs '
+            """SET headers = jsonb_set(headers, '{timelimit}', '["ten", null]')"""
+            " WHERE task_id = %s",
+            (odd.id,),
+        )
+        jobs = {j.task_id: j for j in app.broker.claim(conn, "celery", 3, worker_id=1)}
+    assert jobs[limited.id].time_limits() == (10.0, 5.0)
+    assert jobs[plain.id].time_limits() == (None, None)
+    assert jobs[odd.id].time_limits() == (None, None)
+    job = jobs[limited.id]
+    assert isinstance(job.header_data, str)
+    assert job.headers["id"] == limited.id and job.headers["timelimit"] == [10.0, 5.0]

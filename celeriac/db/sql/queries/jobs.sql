@@ -113,7 +113,9 @@ WHERE CASE WHEN %(durable)s::bool THEN true
 -- for dead (its row stopped, its jobs rescued) claims nothing until it registers again:
 -- whatever it claimed would be rescued from under it. The first %(start)s jobs (in claim
 -- order) start now and get claimed_at; the rest are prefetched (worker/prefetch.py):
--- claimed_at stays NULL until they start, so a rescuer knows they never ran.
+-- claimed_at stays NULL until they start, so a rescuer knows they never ran. The headers
+-- come as JSON text and the time limits apart: the worker's parent reads only those, and
+-- parsing every job's headers there cost 4 us a job (Job.headers parses them later).
 WITH picked AS (
     SELECT id, priority, sort_key FROM {schema}.jobs
     WHERE state = 'queued' AND queue = %(queue)s AND eta <= now()
@@ -131,8 +133,13 @@ SET state = 'running', attempt = j.attempt + 1, worker_id = %(worker_id)s,
 FROM next
 WHERE j.id = next.id
 RETURNING j.id, j.attempt, j.task_id, j.task_name, j.queue, j.priority, j.eta, j.expires,
-          j.retries, j.acks_late, j.reject_on_worker_lost, j.content_type, j.headers, j.body,
+          j.retries, j.acks_late, j.reject_on_worker_lost, j.content_type, j.headers::text,
+          j.body,
           EXISTS (SELECT 1 FROM {schema}.revoked AS r WHERE r.task_id = j.task_id) AS revoked,
+          CASE WHEN jsonb_typeof(j.headers->'timelimit'->0) = 'number'
+               THEN (j.headers->'timelimit'->>0)::float8 END,
+          CASE WHEN jsonb_typeof(j.headers->'timelimit'->1) = 'number'
+               THEN (j.headers->'timelimit'->>1)::float8 END,
           next.rank;
 
 -- name: running_of_worker
