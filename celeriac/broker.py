@@ -80,9 +80,10 @@ def control_channel(schema: str) -> str:
     return f"celeriac_control.{schema}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finish:
-    """A job ended (SUCCESS, FAILURE, REVOKED...): delete it, store its outcome."""
+    """A job ended (SUCCESS, FAILURE, REVOKED...): delete it, store its outcome. Not
+    frozen, like ``Job``: one is built per job recorded, in the worker's hot path."""
 
     job_id: int
     attempt: int
