@@ -125,16 +125,20 @@ def test_cpu_smoke_splits_cpu_time_by_process(dsn: str, tmp_path: Path) -> None:
     assert "ms of CPU per task" in proc.stdout
 
 
-def test_timeline_smoke_times_every_hop(dsn: str, tmp_path: Path) -> None:
-    out = tmp_path / "timeline.json"
-    command = [sys.executable, "-m", "bench.timeline", "--dsn", dsn, "--json", str(out)]
-    proc = subprocess.run(
-        [*command, "--calls", "5", "--gap", "0"],
+def _script(module: str, dsn: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bench.<module> --dsn DSN --json OUT ARGS`` (its own schema)."""
+    return subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", "--dsn", dsn, "--json", str(out), *args],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=ROOT,
     )
+
+
+def test_timeline_smoke_times_every_hop(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "timeline.json"
+    proc = _script("timeline", dsn, out, "--calls", "5", "--gap", "0")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "5 delay().get() round trips" in proc.stdout
     segments = json.loads(out.read_text())
@@ -146,14 +150,7 @@ def test_timeline_smoke_times_every_hop(dsn: str, tmp_path: Path) -> None:
 
 def test_floor_smoke_measures_each_floor(dsn: str, tmp_path: Path) -> None:
     out = tmp_path / "floor.json"
-    command = [sys.executable, "-m", "bench.floor", "--dsn", dsn, "--json", str(out)]
-    proc = subprocess.run(
-        [*command, "--calls", "20", "--trips", "5"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    proc = _script("floor", dsn, out, "--calls", "20", "--trips", "5")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     figures = json.loads(out.read_text())
     assert figures["durable"]["rate"] > 0 and figures["async"]["cpu_us"] > 0
