@@ -464,7 +464,6 @@ class Broker:
         """``finish_one``'s scalar parameters."""
         return {
             "job_id": f.job_id,
-            "job_ids": [f.job_id],
             "attempt": f.attempt,
             "task_id": f.task_id,
             "status": f.status,

@@ -177,14 +177,10 @@ o AS (
 -- (A part of finish, finish_alone and finish_one, not a statement.) The jobs the outcomes
 -- (o) end: only rows whose fencing token still matches are deleted — a worker that lost
 -- its claim cannot overwrite the attempt that replaced it. %(alone)s true leaves chord
--- and group members alone (finish_alone, finish_one). The jobs are found by primary key
--- (= ANY %(job_ids)s, the outcomes' ids), whatever the statistics say: joined to o alone,
--- with autovacuum off and a table that swings from empty to a backlog, the planner
--- scanned every running job once per outcome (a batch of 100, ~2,000 running: 48 ms).
+-- and group members alone (finish_alone, finish_one).
 done AS (
     DELETE FROM {schema}.jobs j USING o
-    WHERE j.id = ANY (%(job_ids)s::bigint[]) AND j.id = o.job_id
-      AND j.attempt = o.attempt AND j.state = 'running'
+    WHERE j.id = o.job_id AND j.attempt = o.attempt AND j.state = 'running'
       AND NOT (%(alone)s::bool AND j.headers->>'group' IS NOT NULL)
     RETURNING j.id, j.task_id, j.task_name, j.queue, j.retries, j.headers, j.content_type, j.body,
               j.sort_key
@@ -224,7 +220,7 @@ children AS (
                                acks_late, reject_on_worker_lost, content_type, headers, body,
                                sort_key)
     SELECT t.task_id, t.task_name, t.queue, t.priority, coalesce(t.eta, now()), t.expires,
-           t.retries, t.acks_late, t.rowl, t.content_type, t.headers::jsonb, t.body,
+           t.retries, t.acks_late, t.reject_on_worker_lost, t.content_type, t.headers::jsonb, t.body,
            coalesce(t.eta, d.sort_key)
     FROM unnest(%(c_parents)s::bigint[], %(c_task_ids)s::text[], %(c_task_names)s::text[],
                 %(c_queues)s::text[], %(c_priorities)s::smallint[], %(c_etas)s::timestamptz[],
@@ -232,7 +228,7 @@ children AS (
                 %(c_reject_on_worker_lost)s::bool[], %(c_content_types)s::text[],
                 %(c_headers)s::text[], %(c_bodies)s::bytea[])
          AS t(parent, task_id, task_name, queue, priority, eta, expires, retries, acks_late,
-              rowl, content_type, headers, body)
+              reject_on_worker_lost, content_type, headers, body)
     JOIN done d ON d.id = t.parent
     -- a task id still queued or running is not queued twice (jobs_task_id): e.g. one
     -- frozen errback linked to several tasks that fail together. The finishing job's own
