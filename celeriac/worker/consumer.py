@@ -87,6 +87,7 @@ class Consumer:
         disable_rate_limits: bool = False,
         recording: Callable[[], set[int]] = set,
         prefetch_multiplier: int = 1,
+        behind: Callable[[], bool] = lambda: False,
     ) -> None:
         self.app = app
         self.pool = pool
@@ -97,6 +98,7 @@ class Consumer:
         self.poll_interval = poll_interval
         self.disable_rate_limits = disable_rate_limits
         self.recording = recording
+        self.behind = behind  # too many outcomes wait to be written: start nothing new
         self.suspect = False  # a claim may have committed without us seeing its reply
         self.woken = threading.Event()
         # the last claim found nothing due and no job notification came since: a freed
@@ -177,6 +179,9 @@ class Consumer:
         self.woken.clear()
         if len(self.prefetch) and not self.prefetch.capacity():
             self.give_back()
+        if self.behind():  # backpressure: the completer's next write wakes us
+            self.woken.wait(self.poll_interval)
+            return
         idle = self.pool.free_slots()
         free = idle - self._from_buffer(self.pool.room())  # idle processes left
         self.pool.flush()  # the pool works on these during the claim's round trip

@@ -171,7 +171,9 @@ class Worker:
             bool(app.conf.worker_disable_rate_limits),
             recording=self.completer.job_ids,
             prefetch_multiplier=int(self.prefetch_multiplier or 1),
+            behind=self.completer.behind,
         )
+        self.completer.written = self.consumer.slot_freed
         self.listener = Listener(
             app.database,
             self.worker_id,

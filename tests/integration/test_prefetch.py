@@ -143,7 +143,9 @@ class FakePool:
         return []
 
 
-def _consumer(app: Any, outcomes: list[Outcome]) -> tuple[Consumer, FakePool]:
+def _consumer(
+    app: Any, outcomes: list[Outcome], behind: Any = lambda: False
+) -> tuple[Consumer, FakePool]:
     pool = FakePool()
     consumer = Consumer(
         app,
@@ -154,8 +156,31 @@ def _consumer(app: Any, outcomes: list[Outcome]) -> tuple[Consumer, FakePool]:
         outcomes.append,
         0.01,  # type: ignore[arg-type]
         prefetch_multiplier=4,
+        behind=behind,
     )
     return consumer, pool
+
+
+def test_no_job_is_claimed_or_started_while_the_outcomes_are_behind(app: Any) -> None:
+    """Backpressure: while more outcomes wait to be written than the completer's backlog
+    allows, the consumer claims nothing; it claims again once the backlog is down."""
+    from celeriac.worker.completer import BACKLOG, Completer
+
+    noop = _noop(app)
+    noop.delay_many([(i,) for i in range(10)])
+    completer = Completer(app.broker, app.database, "c@test", 60.0)  # not started: no writes
+    outcomes: list[Outcome] = []
+    consumer, pool = _consumer(app, outcomes, behind=completer.behind)
+    consumer.prefetch.observe(SHORT / 2)
+    for n in range(BACKLOG + 1):
+        completer.add(Outcome(n, 1, f"t{n}", "noop", "finish", "SUCCESS"))
+    consumer.step()
+    assert pool.submitted == [] and len(consumer.prefetch) == 0
+    assert [state for _, state, _ in _rows(app)] == ["queued"] * 10
+    completer.pending.popleft()  # written, say: down to the backlog allowed
+    consumer.step()
+    assert len(pool.submitted) == 2
+    consumer._reset()
 
 
 def test_consumer_claims_ahead_only_for_short_jobs(app: Any) -> None:
