@@ -126,8 +126,11 @@ class Completer:
         self.conn: Any = None
         # task_send_sent_event: records task-sent for what accepted outcomes published
         self.sent: Callable[[list[Message]], None] | None = None
-        # called after each write (the consumer looks again once the backlog is down)
+        # called after a write that someone found ``behind`` waited on (the consumer
+        # looks again); not after every write: on an idle worker that woke the consumer
+        # needlessly on every job's outcome, alongside the client's get()
         self.written: Callable[[], None] | None = None
+        self.waited_on = False
         self.thread = threading.Thread(target=self._run, name="celeriac-completer", daemon=True)
 
     def start(self) -> None:
@@ -139,9 +142,11 @@ class Completer:
             self.cond.notify()
 
     def behind(self) -> bool:
-        """More than BACKLOG outcomes wait to be written (or are being written)."""
+        """More than BACKLOG outcomes wait to be written (or are being written); if so,
+        ``written`` is called after the next write."""
         with self.cond:
-            return len(self.pending) + self.inflight > BACKLOG
+            self.waited_on = len(self.pending) + self.inflight > BACKLOG
+            return self.waited_on
 
     def job_ids(self) -> set[int]:
         """Jobs whose outcome is waiting to be written or being written."""
@@ -195,7 +200,8 @@ class Completer:
             with self.cond:
                 self.inflight, self.inflight_ids = 0, set()
                 self.cond.notify_all()
-            if self.written is not None:
+                wake, self.waited_on = self.waited_on, False
+            if wake and self.written is not None:
                 self.written()
 
     def _write(self, outcomes: list[Outcome]) -> None:
