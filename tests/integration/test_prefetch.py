@@ -161,7 +161,7 @@ def _consumer(
     return consumer, pool
 
 
-def test_no_job_is_claimed_or_started_while_the_outcomes_are_behind(app: Any) -> None:
+def test_nothing_is_claimed_while_the_outcomes_are_behind(app: Any) -> None:
     """Backpressure: while more outcomes wait to be written than the completer's backlog
     allows, the consumer claims nothing; it claims again once the backlog is down."""
     from celeriac.worker.completer import BACKLOG, Completer
@@ -181,6 +181,31 @@ def test_no_job_is_claimed_or_started_while_the_outcomes_are_behind(app: Any) ->
     consumer.step()
     assert len(pool.submitted) == 2
     consumer._reset()
+
+
+def test_a_write_the_consumer_waited_on_wakes_it(app: Any) -> None:
+    """The completer calls ``written`` after a write that ``behind`` was found true on
+    (the consumer waits for that), and not after writes nobody waited on."""
+    import threading
+
+    from celeriac.worker.completer import BACKLOG, Completer
+
+    completer = Completer(app.broker, app.database, "c@test", 60.0)
+    woken = threading.Event()
+    completer.written = woken.set
+    for n in range(BACKLOG + 1):  # outcomes of jobs that do not exist: written, refused
+        completer.add(Outcome(n, 1, f"t{n}", "noop", "finish", "SUCCESS"))
+    assert completer.behind()
+    completer.start()
+    try:
+        assert woken.wait(30)
+        assert completer.flush(30)
+        woken.clear()
+        completer.add(Outcome(BACKLOG + 1, 1, "late", "noop", "finish", "SUCCESS"))
+        assert completer.flush(30)
+        assert not woken.is_set()  # nobody found it behind since
+    finally:
+        completer.stop(timeout=30)
 
 
 def test_consumer_claims_ahead_only_for_short_jobs(app: Any) -> None:
