@@ -41,16 +41,35 @@ def _cpu(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, seconds
 
 
+def _switches(pid: int) -> int:
+    """Context switches so far of all of a process's threads: each is a sleep and a
+    wake-up, which cost far more CPU than a syscall on some VMs (this one: a pipe
+    ping-pong between two processes, ~30 us of CPU a round trip)."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            status = Path(f"/proc/{pid}/task/{task}/status").read_text()
+            total += sum(
+                int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line
+            )
+    except OSError:
+        pass
+    return total
+
+
 def snapshot(groups: set[int], dsn: str, skip: int) -> dict[str, float]:
     """CPU seconds so far of the workers' parents, their other processes, and the
-    database's backends (all but ours)."""
+    database's backends (all but ours); and the context switches of each."""
     parent = children = 0.0
+    switches = {"parent": 0, "pool": 0, "postgres": 0}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (fields := _stat(int(entry))) and int(fields[2]) in groups:
             if int(entry) in groups:
                 parent += _cpu(fields)
+                switches["parent"] += _switches(int(entry))
             else:
                 children += _cpu(fields)
+                switches["pool"] += _switches(int(entry))
     backends = 0.0
     with psycopg.connect(dsn, autocommit=True) as conn:
         pids = conn.execute(
@@ -61,7 +80,9 @@ def snapshot(groups: set[int], dsn: str, skip: int) -> dict[str, float]:
     for (pid,) in pids:
         if fields := _stat(pid):
             backends += _cpu(fields)
-    return {"parent": parent, "pool": children, "postgres": backends}
+            switches["postgres"] += _switches(pid)
+    cpu = {"parent": parent, "pool": children, "postgres": backends}
+    return {**cpu, **{f"switches {k}": float(v) for k, v in switches.items()}}
 
 
 def one_run(system: CeleriacSystem, options: argparse.Namespace) -> dict[str, float]:
@@ -89,7 +110,9 @@ def one_run(system: CeleriacSystem, options: argparse.Namespace) -> dict[str, fl
     if counted <= 0:
         raise SystemExit(f"all {tasks} tasks were done before the first reading: raise --tasks")
     per_task = {k: (after[k] - before[k]) / counted * 1000 for k in before}
-    per_task["total"] = sum(per_task.values())
+    per_task["total"] = sum(v for k, v in per_task.items() if not k.startswith("switches"))
+    for key in [k for k in per_task if k.startswith("switches")]:
+        per_task[key] /= 1000  # a count per task, not ms
     per_task["tasks/s"] = counted / (t1 - t0)
     per_task["xacts/task"] = (transactions(dsn) - xacts0) / tasks
     return per_task
@@ -108,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{options.tasks} tasks, {options.workers} worker(s) -P {options.pool} "
         f"-c {options.concurrency}, load {os.getloadavg()[0]:.1f}"
     )
-    print(f"ms of CPU per task (median [min-max] of {options.reps} runs)")
+    print(f"ms of CPU, and context switches, per task (median [min-max] of {options.reps} runs)")
     for key in runs[0]:
         values = [r[key] for r in runs]
-        fmt = "{:,.0f}" if key == "tasks/s" else "{:.3f}"
+        fmt = "{:,.0f}" if key == "tasks/s" else "{:.2f}" if "switches" in key else "{:.3f}"
         med, lo, hi = (fmt.format(v) for v in (statistics.median(values), min(values), max(values)))
         print(f"  {key:10} {med} [{lo}-{hi}]")
     if options.json:

@@ -253,9 +253,7 @@ class Broker:
         with self.db.connection() as own, own.transaction():
             with own.cursor().copy(self._q("publish_copy")) as copy:
                 copy.set_types(COPY_TYPES)
-                for task_id, headers, body in zip(
-                    batch.task_ids, batch.headers, batch.bodies, strict=True
-                ):
+                for task_id, headers, body in batch.rows():  # built as they are sent
                     copy.write_row((task_id, *same, JSONB_V1 + headers.encode(), body))
             notify = {"channel": self.channel, "queue": batch.queue, "durable": durable}
             own.execute(self._q("publish_copy_notify"), notify)

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -170,7 +170,9 @@ class MessageBuilder:
         a router may send calls to different queues (then build each message).
 
         The first call is built as a normal message, which checks the options; the
-        others reuse its headers with their own id and ``argsrepr`` spliced in.
+        others reuse its headers with their own id and ``argsrepr`` spliced in, and are
+        built as they are sent (``MessageBatch.rows``): a call that cannot be encoded
+        fails the write, which then queues none of them.
         """
         if not calls or not routing.is_static(self.app.conf.task_routes):
             return None
@@ -185,27 +187,29 @@ class MessageBuilder:
         embed = self._embed(fields)
         content_type = first.content_type
         task_ids = new_ids(len(calls))
-        headers, bodies = [], []
         encode, limit = args_encoder(embed, content_type), self.app.conf.task_max_payload_size
-        for task_id, args in zip(task_ids, calls, strict=True):
-            body = encode(args)
-            if limit and len(body) > limit:
-                self._check_size(name, task_id, body)
-            bodies.append(body)
-            argsrepr = json.dumps(_short_repr(args))
-            headers.append(template.replace(args_part, argsrepr).replace(id_part, task_id))
+
+        def build() -> Iterator[tuple[str, bytes]]:
+            for task_id, args in zip(task_ids, calls, strict=True):
+                body = encode(args)
+                if limit and len(body) > limit:
+                    self._check_size(name, task_id, body)
+                argsrepr = json.dumps(_short_repr(args))
+                yield template.replace(args_part, argsrepr).replace(id_part, task_id), body
+
         return MessageBatch(
             name,
             first.queue,
             first.priority,
             content_type,
             task_ids,
-            headers,
-            bodies,
+            [],
+            [],
             eta=first.eta,
             expires=first.expires,
             acks_late=first.acks_late,
             reject_on_worker_lost=first.reject_on_worker_lost,
+            unbuilt=build(),
         )
 
     def _embed(self, fields: dict[str, Any]) -> dict[str, Any]:
