@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker.pool")
 
 PR_SET_PDEATHSIG = 1
+# how long the result reader lets outcomes gather while children hold queued jobs
+GATHER = 0.001
 
 
 @dataclass(eq=False)  # the same child only when it is the same object
@@ -455,7 +457,7 @@ class PreforkPool(BasePool):
             children = list(self.children)
             deadlines = [
                 s.hard_deadline
-                for s in self.running.values()
+                for s in self._fronts(children)
                 if s.hard_deadline and s.killed_for is None
             ]
         timeout = 0.5
@@ -472,9 +474,15 @@ class PreforkPool(BasePool):
                 self._reap(child)
         if hungry:
             self.on_free()
-        self._enforce_hard_limits()
+        self._enforce_hard_limits(children)
         if self._top_up():
             self.on_free()
+        if any(len(child.jobs) > 1 for child in children):
+            # children hold queues of short jobs: let their next outcomes gather in the
+            # pipes and take them in one wake-up instead of being woken for each (a lone
+            # job, the get() path, never waits here; a child killed meanwhile leaves its
+            # outcomes in the pipe, read before it is reaped)
+            time.sleep(GATHER)
 
     def _receive_all(self, child: Child) -> bool:
         """Take every outcome waiting in the child's pipe (one wake-up for several when
@@ -543,10 +551,17 @@ class PreforkPool(BasePool):
             how = f"exitcode {code}"
         return WorkerLostError(f"Worker exited prematurely: {how} Job: {job.task_id}.")
 
-    def _enforce_hard_limits(self) -> None:
+    def _fronts(self, children: list[Child]) -> list[Running]:
+        """The slots of the jobs the children run: only those have a hard deadline (a
+        job queued behind gets one when it reaches the front, ``_begin``). Looking at
+        these instead of every running slot: a drain holds up to 128 queued per child."""
+        slots = (self.running.get(child.jobs[0].id) for child in children if child.jobs)
+        return [slot for slot in slots if slot is not None]
+
+    def _enforce_hard_limits(self, children: list[Child]) -> None:
         now = time.monotonic()
         with self.lock:
-            for slot in self.running.values():
+            for slot in self._fronts(children):
                 if slot.hard_deadline and slot.killed_for is None and now >= slot.hard_deadline:
                     hard = self.limits_for(slot.job)[0]
                     logger.error(
