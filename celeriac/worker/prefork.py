@@ -17,7 +17,9 @@ it gets there), is the one a terminate or a dead child concerns. The jobs queued
 it never started: a dead child's are put back in the queue untouched, and a terminate
 aimed at one kills the child when the job reaches the front (its queue is a few
 milliseconds of short jobs). A revoke without terminate does not reach a queued job:
-like a job already sent to a child, it runs.
+like a job already sent to a child, it runs. While children hold such queues, the reader
+lets their outcomes gather in the pipes for a millisecond (``GATHER``) and takes them in
+one wake-up; it only ever learns a queued job started that much late.
 
 Children never touch their parent's database connections: the connection pool is
 re-created after fork (``celeriac.db.pool``), and a child always leaves with
