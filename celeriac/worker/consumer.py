@@ -106,6 +106,7 @@ class Consumer:
         self.dry_since: float | None = None
         self.notified = 0  # job notifications (and other reasons to look) seen so far
         self.stopping = threading.Event()
+        self.halted = False  # set by a signal handler: see halt()
         self.buckets: dict[str, TokenBucket | None] = {}
         self.conn: Any = None
         self.turn = 0
@@ -129,14 +130,24 @@ class Consumer:
         self.stopping.set()
         self.woken.set()
 
+    def halt(self) -> None:
+        """Claim and start nothing more; safe in a signal handler: a plain flag, no lock.
+        (A handler runs between two bytecodes of the main thread, which runs this loop
+        and may hold the lock inside ``woken`` or ``stopping`` at that moment: ``stop()``
+        from a handler then waited for it forever.) ``stop()`` follows from a thread."""
+        self.halted = True
+
+    def stopped(self) -> bool:
+        return self.halted or self.stopping.is_set()
+
     def run(self) -> None:
         backoff = 0.2
-        while not self.stopping.is_set():
+        while not self.stopped():
             try:
                 self.step()
                 backoff = 0.2
             except Exception as exc:
-                if self.stopping.is_set():
+                if self.stopped():
                     break
                 logger.error("consumer: cannot claim jobs (%s); retrying in %.1fs", exc, backoff)
                 self.suspect = True
@@ -186,7 +197,7 @@ class Consumer:
         free = idle - self._from_buffer(self.pool.room())  # idle processes left
         self.pool.flush()  # the pool works on these during the claim's round trip
         want = free + self.prefetch.room()
-        if want <= 0 or self.stopping.is_set():
+        if want <= 0 or self.stopped():
             self.woken.wait(self.poll_interval)
             return
         if self._still_dry():
@@ -198,7 +209,7 @@ class Consumer:
         if self.notified != notified:  # a NOTIFY came during the claim: look again
             self.dry_since = None
         for index, job in enumerate(now):
-            if self.stopping.is_set():  # not started: released with the buffer
+            if self.stopped():  # not started: released with the buffer
                 ahead = now[index:] + ahead
                 break
             self.dispatch(job)
@@ -211,7 +222,7 @@ class Consumer:
         """Start prefetched jobs in free slots; the completer's next write marks them
         (prefork marks a job when it reaches the front of its child's queue instead)."""
         started = 0
-        while started < free and not self.stopping.is_set():
+        while started < free and not self.stopped():
             job = self.prefetch.take(self.pool.accepts)
             if job is None:
                 break

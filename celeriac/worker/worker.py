@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import queue
 import signal
 import socket
 import sys
@@ -106,6 +107,7 @@ class Worker:
         self.result_expires = as_seconds(conf.result_expires) or 10 * 365 * 86400.0
         self.shutdown_mode: str | None = None
         self.cold = threading.Event()
+        self.cold_signalled = False  # by a handler, before the signals thread sets cold
         self.int_count = 0
         self.worker_id = 0
         self.started_at = dt.datetime.now(dt.UTC)
@@ -204,6 +206,7 @@ class Worker:
         logger.info("%s ready.", self.hostname)
         signals.worker_ready.send(sender=self)
         self.consumer.run()
+        self.signals_handled_wait()
         return self.shutdown()
 
     def start_autoscaler(self) -> None:
@@ -343,7 +346,8 @@ class Worker:
                 logger.error("Task %s[%s] lost: %s", job.task_name, job.task_id, exc)
             # cut off by a cold shutdown, an acks_late job was never acknowledged: it goes
             # back to the queue as if the whole worker had died
-            whole = self.cold.is_set() and isinstance(exc, WorkerLostError)
+            cold = self.cold_signalled or self.cold.is_set()
+            whole = cold and isinstance(exc, WorkerLostError)
             outcome = lost(self.app, job, self.hostname, exc, whole_worker=whole)
         self.on_outcome(outcome)
 
@@ -358,30 +362,74 @@ class Worker:
 
     # -- signals and shutdown ---------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, lambda s, f: self.request_shutdown("warm"))
+        """TERM warm, INT warm then cold, QUIT cold, HUP restart, USR1 stacks.
+
+        A handler only queues the signal (``SimpleQueue.put`` is reentrant) and sets
+        lock-free flags; the ``celeriac-signals`` thread does the rest. A handler runs
+        between two bytecodes of the main thread, which runs the claim loop: when it held
+        the lock inside one of the loop's events at that moment (or a first handler did,
+        for a second INT), a handler that set that event waited for it forever, and the
+        worker never exited (seen as a flaky TERM test and a wedged double INT)."""
+        self.start_signal_thread()
+        signal.signal(signal.SIGTERM, lambda s, f: self._on_signal("warm"))
         signal.signal(signal.SIGINT, self._on_int)
-        signal.signal(signal.SIGQUIT, lambda s, f: self.request_shutdown("cold"))
-        signal.signal(signal.SIGHUP, lambda s, f: self.request_shutdown("restart"))
+        signal.signal(signal.SIGQUIT, lambda s, f: self._on_signal("cold"))
+        signal.signal(signal.SIGHUP, lambda s, f: self._on_signal("restart"))
         stacks.install()
+
+    def start_signal_thread(self) -> None:
+        """The thread that acts on the signals the handlers queue."""
+        self.signal_queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.signals_sent = 0  # by the handlers (main thread)
+        self.signals_handled = 0  # by the signals thread, under signals_done
+        self.signals_done = threading.Condition()
+        threading.Thread(target=self._handle_signals, name="celeriac-signals", daemon=True).start()
 
     def _on_int(self, signum: int, frame: Any) -> None:
         self.int_count += 1
-        if self.int_count == 1:
-            print(
-                "worker: Hitting Ctrl+C again will initiate cold shutdown, terminating all "
-                "running tasks!",
-                file=sys.stderr,
-                flush=True,
-            )
-            self.request_shutdown("warm")
-        else:
-            self.request_shutdown("cold")
+        self._on_signal("int" if self.int_count == 1 else "cold")
+
+    def _on_signal(self, mode: str) -> None:
+        """The handler's part: no lock taken, nothing that can wait."""
+        self.signals_sent += 1
+        self.signal_queue.put(mode)
+        self.consumer.halt()
+        if mode == "cold":
+            self.cold_signalled = True  # read by on_lost for the job interrupted next
+            self.pool.interrupt()  # solo: raises out of the running task (this thread)
+
+    def _handle_signals(self) -> None:
+        while True:
+            mode = self.signal_queue.get()
+            try:
+                if mode == "int":
+                    print(
+                        "worker: Hitting Ctrl+C again will initiate cold shutdown, "
+                        "terminating all running tasks!",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    mode = "warm"
+                self.request_shutdown(mode)
+            except Exception:
+                logger.exception("worker: cannot act on a %s signal", mode)
+            finally:
+                with self.signals_done:
+                    self.signals_handled += 1
+                    self.signals_done.notify_all()
+
+    def signals_handled_wait(self) -> None:
+        """Wait until the signals thread has acted on every signal received so far (the
+        claim loop stops at once on a signal; the shutdown it asked for is known after)."""
+        with self.signals_done:
+            self.signals_done.wait_for(lambda: self.signals_handled >= self.signals_sent, 10)
 
     def request_shutdown(self, mode: str) -> None:
-        """Start a ``warm``, ``cold`` or ``restart`` shutdown (signal handler or listener).
+        """Start a ``warm``, ``cold`` or ``restart`` shutdown (the signals thread, or the
+        listener for a remote ``shutdown``). Never from a signal handler: this takes locks.
 
         Only flags are set here: the main thread does the work once the claim loop (or,
-        for solo, the task) returns, so nothing heavy runs inside a signal handler."""
+        for solo, the task) returns."""
         if self.cold.is_set() or (mode != "cold" and self.shutdown_mode is not None):
             return  # a second TERM changes nothing; cold is final
         how = "Cold" if mode == "cold" else "Warm"
