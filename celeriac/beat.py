@@ -111,6 +111,9 @@ class Beat:
         self.app = app
         self.max_interval = float(max_interval or app.conf.beat_max_loop_interval or 5)
         self.stopping = threading.Event()
+        # stop(wake=False), from a signal handler: a plain flag, no lock (the handler runs
+        # between two bytecodes of this loop, which may hold the event's lock then)
+        self.halted = False
         self.conn: Any = None
         self.last_prune = 0.0
         self.published = 0
@@ -201,18 +204,27 @@ class Beat:
         self.sync_config()
         logger.info("beat: Starting... (max interval %ss)", self.max_interval)
         backoff = 0.5
-        while not self.stopping.is_set():
+        while not self.stopped():
             try:
                 self._loop_once()
                 backoff = 0.5
             except Exception as exc:
-                if self.stopping.is_set():
+                if self.stopped():
                     break
                 logger.error("beat: %s; retrying in %.1fs", exc, backoff)
                 self._close()
-                self.stopping.wait(backoff)
+                self._pause(backoff)
                 backoff = min(backoff * 2, self.max_interval)
         self._close()
+
+    def stopped(self) -> bool:
+        return self.halted or self.stopping.is_set()
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, in short slices so that a halt is seen quickly."""
+        deadline = time.monotonic() + seconds
+        while not self.stopped() and (remaining := deadline - time.monotonic()) > 0:
+            self.stopping.wait(min(remaining, 0.5))
 
     def _loop_once(self) -> None:
         if self.conn is None or self.conn.closed:
@@ -223,7 +235,7 @@ class Beat:
         # sleep until the next entry is due or a schedule change wakes us; in short
         # slices, so stop() from a signal handler (which does no I/O) is seen quickly
         deadline = time.monotonic() + wait
-        while not self.stopping.is_set():
+        while not self.stopped():
             remaining = deadline - time.monotonic()
             if remaining <= 0 or any(self.conn.notifies(timeout=min(remaining, 0.5), stop_after=1)):
                 return
@@ -234,10 +246,11 @@ class Beat:
         self.conn = None
 
     def stop(self, wake: bool = True) -> None:
-        """Stop the loop; ``wake=False`` from a signal handler (no I/O there)."""
-        self.stopping.set()
+        """Stop the loop; ``wake=False`` from a signal handler (no I/O, no lock there)."""
+        self.halted = True
         if not wake:
             return
+        self.stopping.set()
         try:  # wake the loop (its own connection is busy waiting)
             with self.app.database.connection() as conn:
                 conn.execute(
