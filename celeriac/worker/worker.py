@@ -420,9 +420,15 @@ class Worker:
 
     def signals_handled_wait(self) -> None:
         """Wait until the signals thread has acted on every signal received so far (the
-        claim loop stops at once on a signal; the shutdown it asked for is known after)."""
+        claim loop stops at once on a signal; the shutdown it asked for is known after).
+        The queue is looked at too: a signal landing inside another handler's
+        ``signals_sent += 1`` could leave that count one short."""
+
+        def handled() -> bool:
+            return self.signal_queue.empty() and self.signals_handled >= self.signals_sent
+
         with self.signals_done:
-            self.signals_done.wait_for(lambda: self.signals_handled >= self.signals_sent, 10)
+            self.signals_done.wait_for(handled, 10)
 
     def request_shutdown(self, mode: str) -> None:
         """Start a ``warm``, ``cold`` or ``restart`` shutdown (the signals thread, or the
