@@ -72,15 +72,14 @@ class MessageBatch:
             yield self.task_ids[len(self.bodies) - 1], headers, body
         self.unbuilt = None
 
-    def built(self) -> MessageBatch:
-        """This batch with every call built."""
+    def build_all(self) -> None:
+        """Build every call not built yet."""
         for _ in self.rows():
             pass
-        return self
 
     def params(self) -> dict[str, Any]:
         """The parameters of the ``publish_batch`` query."""
-        self.built()
+        self.build_all()
         return {
             "task_name": self.task_name,
             "queue": self.queue,

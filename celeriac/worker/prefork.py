@@ -495,10 +495,7 @@ class PreforkPool(BasePool):
         received = False
         while self._receive(child):
             received = True
-            try:
-                if not child.more_waiting():
-                    break
-            except (OSError, ValueError):  # closed meanwhile
+            if not child.more_waiting():  # (a closed pipe polls as ready: _receive reaps)
                 break
         with self.lock:
             return received and len(child.jobs) <= self.depth() // 2
