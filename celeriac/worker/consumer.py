@@ -205,7 +205,10 @@ class Consumer:
             return
         notified = self.notified
         now, ahead = self.claim(want, max(0, free))
-        self.dry_since = None if now or ahead else time.monotonic()
+        # a short claim took every job that was due: until a NOTIFY, the next eta or
+        # the poll, the queues are dry (another claim for the slot this job frees would
+        # find nothing: on an idle worker it raced the job's own result write)
+        self.dry_since = None if len(now) + len(ahead) >= want else time.monotonic()
         if self.notified != notified:  # a NOTIFY came during the claim: look again
             self.dry_since = None
         for index, job in enumerate(now):
@@ -257,7 +260,7 @@ class Consumer:
             ahead += got[start:]
             if len(now) + len(ahead) >= want:
                 break
-        if not now and not ahead:
+        if len(now) + len(ahead) < want:  # short: the queues are dry, see step()
             self.next_eta = self.app.broker.next_eta(self.conn, self.queues)
         return now, ahead
 

@@ -319,6 +319,27 @@ def test_a_freed_slot_claims_nothing_until_a_job_is_announced(app: Any) -> None:
     assert [job.task_name for job in pool.submitted] == [noop.name]
 
 
+def test_a_short_claim_leaves_the_queues_dry(app: Any) -> None:
+    """A claim that got fewer jobs than it asked for took every due job: the slot the
+    job frees claims nothing more until a NOTIFY (a lone job on an idle worker: one claim,
+    not a second one that finds nothing)."""
+    noop = _noop(app)
+    outcomes: list[Outcome] = []
+    consumer, pool = _consumer(app, outcomes)
+    consumer.poll_interval = 60.0
+    noop.delay(1)
+    consumer.step()
+    assert [job.task_name for job in pool.submitted] == [noop.name]
+    assert consumer.dry_since is not None
+    consumer.slot_freed()
+    assert consumer._still_dry()
+    noop.delay(2)
+    consumer.wake()
+    consumer.step()
+    consumer._reset()
+    assert len(pool.submitted) == 2
+
+
 def test_a_dry_consumer_claims_again_at_the_poll_interval(app: Any) -> None:
     outcomes: list[Outcome] = []
     consumer, _ = _consumer(app, outcomes)
