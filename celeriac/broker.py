@@ -337,19 +337,28 @@ class Broker:
         """Claim up to ``limit`` due jobs of ``queue`` for ``worker_id``, in claim order
         (priority, then place in the queue); the first ``start`` of them (default all)
         start now, the rest are prefetched."""
+        return self.claim_due(conn, queue, limit, worker_id, start)[0]
+
+    def claim_due(
+        self,
+        conn: psycopg.Connection[Any],
+        queue: str,
+        limit: int,
+        worker_id: int,
+        start: int | None = None,
+    ) -> tuple[list[Job], dt.datetime | None]:
+        """``claim``, and when it got fewer than ``limit`` jobs (nothing more was due),
+        when the queue's earliest other queued job is due (None: none, or not short)."""
         params = {"queue": queue, "limit": limit, "worker_id": worker_id}
         params["start"] = begin = limit if start is None else start
         rows = conn.execute(self._q("claim"), params).fetchall()
-        rows.sort(key=lambda row: row[-1])  # UPDATE ... RETURNING keeps no order: the rank
-        return [
-            Job.from_row(row[:15], started=row[-1] <= begin, limits=(row[15], row[16]))
+        later = rows[0][-1] if rows else None
+        rows = sorted((row for row in rows if row[0] is not None), key=lambda row: row[-2])
+        jobs = [
+            Job.from_row(row[:15], started=row[-2] <= begin, limits=(row[15], row[16]))
             for row in rows
         ]
-
-    def next_eta(self, conn: psycopg.Connection[Any], queues: Sequence[str]) -> dt.datetime | None:
-        """When the earliest waiting job of ``queues`` is due."""
-        row = conn.execute(self._q("next_eta"), {"queues": list(queues)}).fetchone()
-        return row[0] if row else None
+        return jobs, later
 
     def commit(
         self, conn: psycopg.Connection[Any], batch: Batch, worker: str, result_expires: float

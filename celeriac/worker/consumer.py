@@ -251,17 +251,20 @@ class Consumer:
         ahead: list[Job] = []
         order = self.queues[self.turn :] + self.queues[: self.turn]
         self.turn = (self.turn + 1) % len(self.queues)
+        etas: list[dt.datetime] = []
         for queue in order:
             start = max(0, free - len(now))
-            got = self.app.broker.claim(
+            got, later = self.app.broker.claim_due(
                 self.conn, queue, want - len(now) - len(ahead), self.worker_id(), start
             )
             now += got[:start]
             ahead += got[start:]
             if len(now) + len(ahead) >= want:
                 break
-        if len(now) + len(ahead) < want:  # short: the queues are dry, see step()
-            self.next_eta = self.app.broker.next_eta(self.conn, self.queues)
+            if later is not None:
+                etas.append(later)
+        # short: every queue was tried and is dry (see step()); sleep until the earliest
+        self.next_eta = min(etas, default=None)
         return now, ahead
 
     def reconcile(self) -> None:

@@ -340,6 +340,26 @@ def test_a_short_claim_leaves_the_queues_dry(app: Any) -> None:
     assert len(pool.submitted) == 2
 
 
+def test_a_short_claim_says_when_the_next_job_is_due(app: Any) -> None:
+    """The claim that drains a queue also reads its earliest scheduled job (the jobs it
+    just claimed left out), so the worker knows how long it may sleep; a full claim
+    doesn't look."""
+    noop = _noop(app)
+    first = noop.delay(1)
+    scheduled = noop.apply_async((2,), countdown=600)
+    with app.database.connection() as conn:
+        eta = conn.execute(
+            f'SELECT eta FROM "{app.database.schema}".jobs WHERE task_id = %s', (scheduled.id,)
+        ).fetchone()[0]
+        jobs, later = app.broker.claim_due(conn, "celery", 5, GONE)
+        assert [job.task_id for job in jobs] == [first.id] and later == eta
+        jobs, later = app.broker.claim_due(conn, "celery", 5, GONE)  # none due
+        assert jobs == [] and later == eta
+        third = noop.delay(3)
+        jobs, later = app.broker.claim_due(conn, "celery", 1, GONE)  # full
+        assert [job.task_id for job in jobs] == [third.id] and later is None
+
+
 def test_a_dry_consumer_claims_again_at_the_poll_interval(app: Any) -> None:
     outcomes: list[Outcome] = []
     consumer, _ = _consumer(app, outcomes)

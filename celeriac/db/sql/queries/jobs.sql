@@ -116,6 +116,11 @@ WHERE CASE WHEN %(durable)s::bool THEN true
 -- claimed_at stays NULL until they start, so a rescuer knows they never ran. The headers
 -- come as JSON text and the time limits apart: the worker's parent reads only those, and
 -- parsing every job's headers there cost 4 us a job (Job.headers parses them later).
+-- A short claim (fewer than %(limit)s: the queue has nothing more due) also says when the
+-- queue's earliest other job is due (the last column, ``later``; a lone all-NULL row when
+-- nothing was claimed), so an idle worker learns how long it may sleep in the same round
+-- trip (it was a next_eta query after every lone job). The jobs claimed show as still
+-- queued in the statement's snapshot: they are left out.
 WITH picked AS (
     SELECT id, priority, sort_key FROM {schema}.jobs
     WHERE state = 'queued' AND queue = %(queue)s AND eta <= now()
@@ -126,21 +131,28 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED
 ), next AS (
     SELECT id, row_number() OVER (ORDER BY priority DESC, sort_key, id) AS rank FROM picked
+), claimed AS (
+    UPDATE {schema}.jobs AS j
+    SET state = 'running', attempt = j.attempt + 1, worker_id = %(worker_id)s,
+        claimed_at = CASE WHEN next.rank <= %(start)s THEN now() END
+    FROM next
+    WHERE j.id = next.id
+    RETURNING j.id, j.attempt, j.task_id, j.task_name, j.queue, j.priority, j.eta, j.expires,
+              j.retries, j.acks_late, j.reject_on_worker_lost, j.content_type,
+              j.headers::text AS headers, j.body,
+              EXISTS (SELECT 1 FROM {schema}.revoked AS r WHERE r.task_id = j.task_id) AS revoked,
+              CASE WHEN jsonb_typeof(j.headers->'timelimit'->0) = 'number'
+                   THEN (j.headers->'timelimit'->>0)::float8 END AS hard,
+              CASE WHEN jsonb_typeof(j.headers->'timelimit'->1) = 'number'
+                   THEN (j.headers->'timelimit'->>1)::float8 END AS soft,
+              next.rank
 )
-UPDATE {schema}.jobs AS j
-SET state = 'running', attempt = j.attempt + 1, worker_id = %(worker_id)s,
-    claimed_at = CASE WHEN next.rank <= %(start)s THEN now() END
-FROM next
-WHERE j.id = next.id
-RETURNING j.id, j.attempt, j.task_id, j.task_name, j.queue, j.priority, j.eta, j.expires,
-          j.retries, j.acks_late, j.reject_on_worker_lost, j.content_type, j.headers::text,
-          j.body,
-          EXISTS (SELECT 1 FROM {schema}.revoked AS r WHERE r.task_id = j.task_id) AS revoked,
-          CASE WHEN jsonb_typeof(j.headers->'timelimit'->0) = 'number'
-               THEN (j.headers->'timelimit'->>0)::float8 END,
-          CASE WHEN jsonb_typeof(j.headers->'timelimit'->1) = 'number'
-               THEN (j.headers->'timelimit'->>1)::float8 END,
-          next.rank;
+SELECT c.*,
+       CASE WHEN (SELECT count(*) FROM claimed) < %(limit)s
+            THEN (SELECT min(q.eta) FROM {schema}.jobs AS q
+                  WHERE q.state = 'queued' AND q.queue = %(queue)s
+                    AND NOT EXISTS (SELECT 1 FROM picked AS p WHERE p.id = q.id)) END AS later
+FROM (SELECT) AS one LEFT JOIN claimed AS c ON true;
 
 -- name: running_of_worker
 -- The jobs a worker holds. After a claim whose reply was lost with its connection (the
@@ -159,10 +171,6 @@ WHERE j.id = s.job_id AND j.attempt = s.attempt AND j.state = 'running'
 -- name: unstarted
 -- Which of these running jobs were prefetched and never started (claimed_at NULL).
 SELECT id FROM {schema}.jobs WHERE id = ANY(%(job_ids)s) AND claimed_at IS NULL;
-
--- name: next_eta
--- When the earliest scheduled job of these queues is due, so an idle worker sleeps until then.
-SELECT min(eta) FROM {schema}.jobs WHERE state = 'queued' AND queue = ANY(%(queues)s);
 
 -- name: finish_outcomes
 -- (A part of finish and finish_alone, not a statement.) The outcomes of a batch.
