@@ -142,12 +142,13 @@ def main() -> None:
                     f"publish: {rate:,.0f} tasks/s, client CPU {cpu:.1f} us/task ({label}, {count})"
                 )
         samples = sorted(wake_latencies(app, url, options.wakeups))
-        p95 = samples[int(0.95 * (len(samples) - 1))]
-        print(
-            f"get() wake-up after the result is stored: median "
-            f"{statistics.median(samples) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms "
-            f"({len(samples)} samples)"
-        )
+        if samples:
+            p95 = samples[int(0.95 * (len(samples) - 1))]
+            print(
+                f"get() wake-up after the result is stored: median "
+                f"{statistics.median(samples) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms "
+                f"({len(samples)} samples)"
+            )
         for label, seconds in ({} if options.no_embedded else embedded_starts()).items():
             print(f"embedded PostgreSQL, {label}: {seconds:.2f} s")
     finally:
