@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import psycopg
 
 from celeriac import states
-from celeriac.db.pool import Database
+from celeriac.db.pool import Database, reused_cursor
 from celeriac.db.queries import query
 from celeriac.message import ChordJoin, FinalState, Job, Message, MessageBatch, encode_headers
 
@@ -272,7 +272,7 @@ class Broker:
             return
         with self.db.connection() as own:
             try:
-                own.execute(without_on_conflict(self._q(name)), params)
+                reused_cursor(own).execute(without_on_conflict(self._q(name)), params)
             except psycopg.errors.UniqueViolation:
                 own.execute(self._q(name), params)
 
@@ -351,7 +351,7 @@ class Broker:
         when the queue's earliest other queued job is due (None: none, or not short)."""
         params = {"queue": queue, "limit": limit, "worker_id": worker_id}
         params["start"] = begin = limit if start is None else start
-        rows = conn.execute(self._q("claim"), params).fetchall()
+        rows = reused_cursor(conn).execute(self._q("claim"), params).fetchall()
         later = rows[0][-1] if rows else None
         rows = sorted((row for row in rows if row[0] is not None), key=lambda row: row[-2])
         jobs = [
@@ -372,14 +372,14 @@ class Broker:
             return self._commit_together(conn, batch, worker, result_expires)
         if len(batch.finished) == 1 and not (batch.publish or batch.chords or batch.started):
             params = self._one_finish_params(batch.finished[0], worker, result_expires)
-            rows = conn.execute(self._q("finish_one"), params).fetchall()
+            rows = reused_cursor(conn).execute(self._q("finish_one"), params).fetchall()
         else:
             params = self._finish_params(batch.finished, worker, result_expires)
             params.update(self._workflow_params(batch))
             params.update(self._value_params(batch.finished), alone=True)
             ids, attempts = zip(*batch.started, strict=True) if batch.started else ((), ())
             params.update(s_jobs=list(ids) or None, s_attempts=list(attempts) or None)
-            rows = conn.execute(self._q("finish_alone"), params).fetchall()
+            rows = reused_cursor(conn).execute(self._q("finish_alone"), params).fetchall()
         accepted = {row[0] for row in rows}
         rest = batch.without(accepted)
         if rest.finished:

@@ -208,6 +208,19 @@ class Borrowed:
             raise translated(exc, self.db.url) from exc
 
 
+def reused_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """``conn``'s own cursor, kept on it for the statements that run on it again and
+    again (a publish, a claim, a finish): psycopg keeps a cursor's adaptation state while
+    it runs the same query, and making a new cursor per statement cost ~20 us of CPU per
+    ``delay()`` (A/B, 3 x 10 x 2,000 calls). Only for a statement whose rows are read
+    before the connection runs the next one on this cursor."""
+    cursor: psycopg.Cursor[Any] | None = getattr(conn, "_celeriac_cursor", None)
+    if cursor is None or cursor.closed:
+        cursor = conn.cursor()
+        conn._celeriac_cursor = cursor  # type: ignore[attr-defined]
+    return cursor
+
+
 def tcp_parameters(dead_after: float) -> dict[str, int]:
     """libpq parameters that make a silent peer an error after about ``dead_after`` s:
     keepalives for an idle connection (the first probe after ``idle``, then
@@ -276,4 +289,4 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | psycopg.OperationalError | PoolTimeout)
 
 
-__all__ = ["Database", "is_connection_error", "translate_errors"]
+__all__ = ["Database", "is_connection_error", "reused_cursor", "translate_errors"]

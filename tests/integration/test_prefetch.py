@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+
 from celeriac import states
 from celeriac.broker import Batch
 from celeriac.message import Job
@@ -98,12 +100,17 @@ def test_started_marks_go_with_finishes_in_one_statement_and_are_fenced(app: Any
 
     noop = _noop(app)
     done, marked, stale = (noop.delay(i) for i in range(3))
-    with app.database.connection() as conn:
+    statements: list[bytes] = []
+
+    class Counting(psycopg.Cursor[Any]):  # every statement, on any cursor of the connection
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            statements.append(query)
+            return super().execute(query, *args, **kwargs)
+
+    with app.database.connect(cursor_factory=Counting) as conn:
         jobs = {j.task_id: j for j in app.broker.claim(conn, "celery", 3, GONE, start=1)}
         finished, begun, old = jobs[done.id], jobs[marked.id], jobs[stale.id]
-        statements: list[bytes] = []
-        real = conn.execute
-        conn.execute = lambda q, *a, **k: statements.append(q) or real(q, *a, **k)  # type: ignore[method-assign]
+        statements.clear()
         batch = Batch(
             finished=[
                 Finish(finished.id, finished.attempt, done.id, "SUCCESS", "application/json", b"1")
