@@ -121,6 +121,18 @@ class Panel:
             if not slot.queued
         ]
 
+    def reserved_infos(self) -> list[Any]:
+        """Claimed jobs not started yet: the worker's buffer (worker/prefetch.py), then the
+        jobs queued in a prefork process behind the one it runs (``worker_pid`` is that
+        process: a revoke still reaches them)."""
+        buffered = [self.request_info(job) for job in self.worker.consumer.prefetch.snapshot()]
+        queued = [
+            self.request_info(slot.job, None, slot.pid)
+            for slot in self.worker.pool.active()
+            if slot.queued
+        ]
+        return buffered + queued
+
     def scheduled_infos(self, limit: int = 1000) -> list[Any]:
         db = self.app.database
         with db.connection() as conn:
@@ -153,8 +165,7 @@ def _active(panel: Panel, args: dict[str, Any]) -> Any:
 
 @handler("reserved")
 def _reserved(panel: Panel, args: dict[str, Any]) -> Any:
-    # Claimed jobs go straight to a free slot: a worker holds nothing in reserve.
-    return []
+    return panel.reserved_infos()
 
 
 @handler("scheduled")
@@ -227,6 +238,9 @@ def _query_task(panel: Panel, args: dict[str, Any]) -> Any:
     for info in panel.active_infos():
         if info["id"] in wanted:
             found[info["id"]] = ["active", info]
+    for info in panel.reserved_infos():
+        if info["id"] in wanted:
+            found[info["id"]] = ["reserved", info]
     for entry in panel.scheduled_infos():
         if entry["request"]["id"] in wanted:
             found[entry["request"]["id"]] = ["scheduled", entry["request"]]

@@ -136,6 +136,10 @@ class BasePool:
         """Stop the running task ``task_id`` (only that task). False if not running here."""
         return False
 
+    def revoke(self, task_ids: list[str]) -> None:
+        """Refuse these tasks if they were handed over but have not started (prefork's
+        queued jobs); the other pools start every job they are given at once."""
+
     def interrupt(self) -> None:
         """Called from the main thread's signal handler on a cold shutdown."""
 

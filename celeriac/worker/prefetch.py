@@ -126,6 +126,11 @@ class Prefetch:
             self.jobs.clear()
         return jobs
 
+    def snapshot(self) -> list[Job]:
+        """The buffered jobs, in the order they will leave."""
+        with self.lock:
+            return list(self.jobs)
+
     def ids(self) -> set[int]:
         with self.lock:
             return {job.id for job in self.jobs}

@@ -16,8 +16,10 @@ hard deadline, counts as started (the ``started`` mark of a prefetched job is se
 it gets there), is the one a terminate or a dead child concerns. The jobs queued behind
 it never started: a dead child's are put back in the queue untouched, and a terminate
 aimed at one kills the child when the job reaches the front (its queue is a few
-milliseconds of short jobs). A revoke without terminate does not reach a queued job:
-like a job already sent to a child, it runs. While children hold such queues, the reader
+milliseconds of short jobs). A revoke reaches a queued job too: the parent sends the
+revoked ids to a child that holds one, and a child with jobs queued looks at its pipe
+(one ``poll`` call) before it starts the next, so the job is refused as REVOKED, as a
+job still in the worker's buffer is. While children hold such queues, the reader
 lets their outcomes gather in the pipes for a millisecond (``GATHER``) and takes them in
 one wake-up; it only ever learns a queued job started that much late.
 
@@ -31,6 +33,7 @@ not leave tasks running on that another worker is about to run again.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -53,7 +56,7 @@ from celeriac.message import Job
 from celeriac.worker import stacks
 from celeriac.worker.executor import Execution, Guard
 from celeriac.worker.pool import BasePool, Running, alarm_guard, cold_shutdown_error
-from celeriac.worker.prefetch import DEPTH_BUDGET
+from celeriac.worker.prefetch import DEPTH_BUDGET, REVOKED_KEPT
 
 if TYPE_CHECKING:
     from celeriac.app import Celery
@@ -173,19 +176,30 @@ def _serve(
     more jobs than its max-tasks allow)."""
     done = 0
     queued: deque[tuple[Job, float | None, float | None]] = deque()
+    revoked: dict[str, None] = {}  # the most recent last
+    inbox = select.poll()
+    inbox.register(conn.fileno(), select.POLLIN)
     while True:
-        if not queued:
-            if _replace(done, max_tasks, max_kib):
+        # with jobs queued, read only what is already there: a revoke for one of them
+        if not queued or inbox.poll(0):
+            if not queued and _replace(done, max_tasks, max_kib):
                 return
             try:
                 message = _recv(conn)
             except EOFError:
                 return
-            if message is None:
+            if message is None:  # (sent only to a child with nothing queued)
                 return
-            queued.extend(message)
+            if isinstance(message, tuple):  # ("revoke", task ids)
+                revoked.update(dict.fromkeys(message[1]))
+                while len(revoked) > REVOKED_KEPT:
+                    del revoked[next(iter(revoked))]
+            else:
+                queued.extend(message)
             continue
         job, _hard, soft = queued.popleft()
+        if job.task_id in revoked:
+            job = dataclasses.replace(job, revoked=True)  # the executor refuses it
         _send(conn, Execution(app, job, hostname, guard=_soft_guard(soft)).run_safely())
         done += 1
 
@@ -441,6 +455,18 @@ class PreforkPool(BasePool):
                         _kill(child.process.pid, signum)
                     return True
         return False
+
+    def revoke(self, task_ids: list[str]) -> None:
+        """Tell each child that holds one of these tasks queued behind the job it runs
+        (or about to be sent to it) to refuse it; a job a child already runs goes on."""
+        wanted = set(task_ids)
+        with self.lock:
+            for child in self.children:
+                if any(job.task_id in wanted for job in list(child.jobs)[1:]):
+                    try:
+                        _send(child.conn, ("revoke", sorted(wanted)))
+                    except OSError:
+                        pass  # it just died: the reader puts its queued jobs back
 
     # -- the result reader ------------------------------------------------------------------
     def _read(self) -> None:

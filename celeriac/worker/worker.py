@@ -353,8 +353,11 @@ class Worker:
 
     # -- remote control (commands and replies: worker/control.py) ------------------------------
     def on_control(self, command: dict[str, Any]) -> None:
-        if command.get("command") == "revoke":  # prefetched jobs are refused when they leave
-            self.consumer.prefetch.revoke(command.get("task_ids") or [])
+        if command.get("command") == "revoke":  # claimed jobs not started yet are refused
+            fields = command.get("arguments") or command  # (the durable NOTIFY: inline)
+            ids = list(fields.get("task_ids") or [])
+            self.consumer.prefetch.revoke(ids)
+            self.pool.revoke(ids)
         self.panel.handle(command)
 
     def stats(self) -> dict[str, Any]:

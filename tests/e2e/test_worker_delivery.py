@@ -98,6 +98,38 @@ def test_revoked_ids_never_run(tasks: Any, proj_app: Any, fworker: Any, tmp_path
     assert lines(order) == ["normal"]
 
 
+def test_revoke_reaches_a_job_queued_in_a_pool_process(
+    tasks: Any, proj_app: Any, fworker: Any, tmp_path: Path
+) -> None:
+    """Short jobs wait in a prefork process behind the one it runs (worker/prefork.py):
+    ``inspect reserved`` lists such a job with that process's pid, and a revoke without
+    terminate refuses it when it gets to the front."""
+    marker, gate, order, warm = (tmp_path / n for n in ("started", "gate", "order", "warm"))
+    fworker("-c", "1")
+    for _ in range(20):  # the worker learns both tasks are short: their jobs may queue
+        tasks.block.delay(seconds=0).get(timeout=10)
+        tasks.record.delay(str(warm), "warm").get(timeout=10)
+    blocker = tasks.block.delay(str(marker), str(gate))
+    wait_lines(marker, 1)
+    queued = tasks.record.delay(str(order), "revoked")
+
+    def held() -> dict[str, Any] | None:
+        replies = proj_app.control.inspect().reserved() or {}
+        return next((i for r in replies.values() for i in r if i["id"] == queued.id), None)
+
+    info = wait_until(held, 10, "the job in reserved")
+    assert info["worker_pid"] is not None  # in the pool process, not the worker's buffer
+    assert proj_app.control.inspect().query_task(queued.id)
+    proj_app.control.revoke(queued.id, reply=True)  # replied: the worker passed it on
+    gate.touch()
+    assert blocker.get(timeout=10) == info["worker_pid"]
+    with pytest.raises(TaskRevokedError):
+        queued.get(timeout=10)
+    assert queued.state == states.REVOKED
+    assert tasks.record.delay(str(order), "after").get(timeout=10) == "after"
+    assert lines(order) == ["after"]
+
+
 def test_rate_limit_per_worker(tasks: Any, fworker: Any, tmp_path: Path) -> None:
     stamps = tmp_path / "stamps"
     fworker("-c", "4")
