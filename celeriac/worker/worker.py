@@ -176,6 +176,8 @@ class Worker:
             behind=self.completer.behind,
         )
         self.completer.written = self.consumer.slot_freed
+        if self.pool.name == "threads":  # (prefork's reader gathers outcomes itself)
+            self.completer.gather = lambda: bool(self.pool.running)
         self.listener = Listener(
             app.database,
             self.worker_id,

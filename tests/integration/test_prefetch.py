@@ -215,6 +215,36 @@ def test_a_write_the_consumer_waited_on_wakes_it(app: Any) -> None:
         completer.stop(timeout=30)
 
 
+def test_outcomes_gather_while_more_are_on_their_way(app: Any) -> None:
+    """While ``gather`` says other jobs still run (the threads pool), the writer holds an
+    outcome back for the next ones, up to ``gather_time``; it writes as soon as the last
+    running job has ended."""
+    from celeriac.worker.completer import Completer
+
+    completer = Completer(app.broker, app.database, "c@test", 60.0)
+    writes: list[list[int]] = []
+    commit = completer._commit
+
+    def counted(outcomes: list[Outcome]) -> set[int]:
+        writes.append([o.job_id for o in outcomes])
+        return commit(outcomes)
+
+    running = [True]
+    completer._commit = counted  # type: ignore[method-assign]
+    completer.gather = lambda: running[0]
+    completer.gather_time = 60.0  # (longer than the test: only the last job's end ends it)
+    completer.start()
+    try:
+        completer.add(Outcome(1, 1, "t1", "noop", "finish", "SUCCESS"))
+        assert not completer.flush(0.3)  # held back: another job still runs
+        running[0] = False
+        completer.add(Outcome(2, 1, "t2", "noop", "finish", "SUCCESS"))  # it ended
+        assert completer.flush(10)
+    finally:
+        completer.stop(timeout=30)
+    assert writes == [[1, 2]]
+
+
 def test_consumer_claims_ahead_only_for_short_jobs(app: Any) -> None:
     noop = _noop(app)
     noop.delay_many([(i,) for i in range(40)])
