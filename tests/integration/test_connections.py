@@ -86,3 +86,22 @@ def test_dead_peer_detection_off_and_url_parameters_win(dsn: str, schema: str) -
             assert _tcp_settings(pooled)[3] == "0"
     finally:
         app.close()
+
+
+def test_back_to_back_calls_keep_to_one_session(dsn: str, schema: str) -> None:
+    """One thread calling delay() again and again uses one server session: the pool is
+    not made to open a second one by its first borrower (psycopg_pool lends connections
+    in turn, so two would alternate between two server processes on every call)."""
+    app: Any = Celery("sessions", broker=dsn, celeriac_schema=schema)
+
+    @app.task(name="sessions.noop")
+    def noop(i: int) -> int:
+        return i
+
+    try:
+        for i in range(50):
+            noop.delay(i)
+        stats = app.database.pool.get_stats()
+        assert stats["pool_size"] == 1, stats
+    finally:
+        app.close()
