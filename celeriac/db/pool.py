@@ -113,8 +113,12 @@ class Database:
         # pool grows only when borrowers really overlap.
         try:
             pool.wait(timeout=CONNECT_TIMEOUT)
-        except PoolTimeout:
-            pass  # the server went away since: a borrower gets the reason (_borrow)
+        except PoolTimeout as exc:  # (wait() closed it: the next borrower makes a new one)
+            reason = self._server_refusal() or (
+                f"cannot reach PostgreSQL at {mask_url(self.url)}: "
+                f"no pooled connection within {CONNECT_TIMEOUT} s"
+            )
+            raise OperationalError(reason) from exc
         return pool
 
     def connection(self) -> Borrowed:
