@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from celeriac import Celery
+from tests.forward import Forwarder
 
 
 def _backends(dsn: str) -> int:
@@ -110,53 +111,20 @@ def test_back_to_back_calls_keep_to_one_session(dsn: str, schema: str) -> None:
         app.close()
 
 
-class _FirstOnly:
-    """A TCP forwarder to PostgreSQL that passes the first connection on and, until
-    ``open_all`` is set, holds every later one without an answer (a server that stopped
-    answering right after a client's first connect)."""
+class _FirstOnly(Forwarder):
+    """Passes the first connection on to PostgreSQL and, until ``open_all`` is set, holds
+    every later one without an answer (a server that stopped answering right after a
+    client's first connect)."""
 
     def __init__(self, dsn: str) -> None:
-        host_port = dsn.split("@", 1)[1].split("/")[0]
-        self.target = ("127.0.0.1", int(host_port.split(":")[1]))
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = dsn.replace(host_port, f"127.0.0.1:{self.server.getsockname()[1]}")
         self.open_all = threading.Event()
-        self.held: list[socket.socket] = []
         self.accepted = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(dsn)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            if self.accepted > 1 and not self.open_all.is_set():
-                self.held.append(client)
-                continue
-            upstream = socket.create_connection(self.target)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.close()
-        for sock in self.held:
-            sock.close()
-
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    for sock in (src, dst):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        sock.close()
+    def serve(self, client: socket.socket) -> None:
+        self.accepted += 1
+        if self.accepted == 1 or self.open_all.is_set():
+            self.forward(client)
 
 
 def test_a_pool_whose_first_connection_never_comes_is_replaced(dsn: str, monkeypatch: Any) -> None:

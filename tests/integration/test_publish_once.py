@@ -20,31 +20,24 @@ from psycopg import sql
 
 from celeriac import Celery, group, states
 from celeriac.publish import Publisher
+from tests.forward import Forwarder
 
 
-class LostReply:
+class LostReply(Forwarder):
     """A forwarder to PostgreSQL that can drop the reply to the next publish into jobs (an
     INSERT, or a COPY's transaction: the reply to its COMMIT)."""
 
     def __init__(self, dsn: str) -> None:
-        host_port = dsn.split("@", 1)[1].split("/")[0]
-        self.target = ("127.0.0.1", int(host_port.split(":")[1]))
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = dsn.replace(host_port, f"127.0.0.1:{self.server.getsockname()[1]}")
         self.armed = threading.Event()
         self.cut = threading.Event()  # set when a reply was dropped
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(dsn)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            seen = threading.Event()  # this connection sent the armed publish's last part
-            threading.Thread(target=self._up, args=(client, upstream, seen), daemon=True).start()
-            threading.Thread(target=self._down, args=(upstream, client, seen), daemon=True).start()
+    def serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        self.sockets.append(upstream)
+        seen = threading.Event()  # this connection sent the armed publish's last part
+        threading.Thread(target=self._up, args=(client, upstream, seen), daemon=True).start()
+        threading.Thread(target=self._down, args=(upstream, client, seen), daemon=True).start()
 
     def _up(self, client: socket.socket, upstream: socket.socket, seen: threading.Event) -> None:
         copying = False  # a COPY into jobs (delay_many) is cut at its COMMIT's reply
@@ -75,9 +68,6 @@ class LostReply:
         _close(client, upstream)
         if seen.is_set():
             self.cut.set()
-
-    def close(self) -> None:
-        self.server.close()
 
 
 def _close(*sockets: socket.socket) -> None:
