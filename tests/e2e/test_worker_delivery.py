@@ -104,14 +104,15 @@ def test_revoke_reaches_a_job_queued_in_a_pool_process(
     """Short jobs wait in a prefork process behind the one it runs (worker/prefork.py):
     ``inspect reserved`` lists such a job with that process's pid, and a revoke without
     terminate refuses it when it gets to the front."""
-    marker, gate, order, warm = (tmp_path / n for n in ("started", "gate", "order", "warm"))
+    marker, gate, order = (tmp_path / n for n in ("started", "gate", "order"))
     fworker("-c", "1")
-    for _ in range(20):  # the worker learns both tasks are short: their jobs may queue
+    # the worker learns the task is short (tens of us, no I/O): its jobs may then queue
+    # behind one another in a pool process, up to 5 ms of expected work
+    for _ in range(30):
         tasks.block.delay(seconds=0).get(timeout=10)
-        tasks.record.delay(str(warm), "warm").get(timeout=10)
     blocker = tasks.block.delay(str(marker), str(gate))
     wait_lines(marker, 1)
-    queued = tasks.record.delay(str(order), "revoked")
+    queued = tasks.block.delay(str(order), None, 0)  # would write its pid to ``order``
 
     def held() -> dict[str, Any] | None:
         replies = proj_app.control.inspect().reserved() or {}
