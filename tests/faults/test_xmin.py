@@ -32,8 +32,27 @@ def drain(conn: psycopg.Connection[Any], schema: str, work: Any, count: int) -> 
 
 
 def jobs_size(conn: psycopg.Connection[Any], schema: str) -> int:
+    """Bytes in the main forks of the jobs table, its TOAST table and all their indexes.
+
+    Not pg_total_relation_size: that counts the free-space and visibility maps too, and the
+    first VACUUM (ours, or autovacuum's if it gets there first) creates them, so it could
+    grow by a few pages across a VACUUM that freed everything."""
     name = sql.SQL("{}.jobs").format(sql.Identifier(schema)).as_string(conn)
-    row = conn.execute("SELECT pg_total_relation_size(%s::regclass)", (name,)).fetchone()
+    row = conn.execute(
+        """
+        WITH rel AS (
+            SELECT c.oid FROM pg_class c WHERE c.oid = %(t)s::regclass
+            UNION ALL
+            SELECT c.reltoastrelid FROM pg_class c
+             WHERE c.oid = %(t)s::regclass AND c.reltoastrelid <> 0
+        )
+        SELECT sum(pg_relation_size(r.oid, 'main'))
+             + coalesce((SELECT sum(pg_relation_size(i.indexrelid, 'main'))
+                           FROM pg_index i JOIN rel ON i.indrelid = rel.oid), 0)
+          FROM rel r
+        """,
+        {"t": name},
+    ).fetchone()
     return int(row[0])  # type: ignore[index]
 
 
