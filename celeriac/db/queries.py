@@ -63,10 +63,15 @@ def _block(name: str) -> str:
     return _INCLUDE.sub(lambda match: _block(match.group(1)), text)
 
 
+def names() -> list[str]:
+    """The names of all blocks (statements and the parts they share)."""
+    return sorted(_blocks())
+
+
 @functools.cache
 def query(name: str, schema: str) -> bytes:
     """The named query for ``schema``, composed once and cached as bytes."""
     return with_schema(_block(name), schema).as_bytes(None)
 
 
-__all__ = ["parse_blocks", "query", "with_schema"]
+__all__ = ["names", "parse_blocks", "query", "with_schema"]

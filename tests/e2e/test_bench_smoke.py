@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,3 +160,29 @@ def test_floor_smoke_measures_each_floor(dsn: str, tmp_path: Path) -> None:
     assert figures["durable"]["rate"] > 0 and figures["async"]["cpu_us"] > 0
     assert figures["round_trip_ms"]["n"] == 5 and figures["round_trip_ms"]["p50"] > 0
     assert "round trip" in proc.stdout
+
+
+def test_statements_smoke_counts_statements_per_task(dsn: str, tmp_path: Path) -> None:
+    """With pg_stat_statements loaded: a lone job's get() is three statements (publish,
+    claim, finish) and a drain's claims and finishes are batched. Without it (the usual
+    server: loading it needs a restart) the script says how to load it."""
+    out = tmp_path / "statements.json"
+    prefix = f"celeriac_stmt_{uuid.uuid4().hex[:8]}"
+    args = ["--systems", "celeriac", "--tasks", "200", "--roundtrips", "20", "--prefix", prefix]
+    proc = _script("statements", dsn, out, *args)
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    if "pg_stat_statements" not in str(row and row[0]):
+        assert proc.returncode != 0
+        assert "pg_stat_statements is not loaded" in proc.stderr
+        assert "shared_preload_libraries" in proc.stderr
+        assert not out.exists()
+        return
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = json.loads(out.read_text())["celeriac"]
+    trips = {s["query"]: s["calls_per_task"] for s in figures["roundtrip"]["statements"]}
+    for name in ("publish_one", "claim", "finish_one"):
+        assert trips.get(name) == 1.0, trips
+    assert 3.0 <= figures["roundtrip"]["calls_per_task"] <= 3.5
+    assert figures["drain"]["calls_per_task"] < 1, figures["drain"]  # batched
+    assert figures["drain"]["wal_bytes_per_task"] > 0
