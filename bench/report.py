@@ -37,11 +37,14 @@ def enqueue_table(systems: dict[str, Any]) -> str:
     rows = []
     for data in systems.values():
         one, bulk = data.get("enqueue", {}), data.get("enqueue_bulk", {})
+        fast = data.get("enqueue_transient", {})
         rows.append(
             [
                 data["label"],
                 fmt(one.get("rate")),
                 _ratio(one.get("rate"), base),
+                fmt(fast.get("rate")),
+                _ratio(fast.get("rate"), base),
                 fmt(bulk.get("rate")),
                 fmt(one.get("xacts_per_task"), 2),
                 fmt(bulk.get("xacts_per_task"), 3),
@@ -51,6 +54,8 @@ def enqueue_table(systems: dict[str, Any]) -> str:
         [
             "system",
             "delay() tasks/s",
+            "vs Celery+Redis",
+            "transient delay() tasks/s",
             "vs Celery+Redis",
             "bulk tasks/s",
             "xacts/task (one)",

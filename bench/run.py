@@ -187,6 +187,12 @@ def bench_system(
             lambda: workloads.latency(system, sizes["latency"], sizes["rate"], sizes["roundtrips"]),
         ),
     ]
+    if system.has_transient:
+
+        def transient() -> dict[str, Any]:
+            return workloads.enqueue(system, one, bulk=False, transient=True)
+
+        plan.insert(1, ("enqueue_transient", transient))
     if system.has_chords:
         plan.append(("fanout", lambda: workloads.fanout(system, requests=sizes["fanout"])))
     for key, run in plan:

@@ -27,12 +27,16 @@ def _per_task(before: int | None, after: int | None, n: int) -> float | None:
     return None if before is None or after is None else (after - before) / n
 
 
-def enqueue(system: System, n: int, bulk: bool) -> dict[str, Any]:
-    """Publish ``n`` no-op tasks; tasks/s and database transactions per task."""
+def enqueue(system: System, n: int, bulk: bool, transient: bool = False) -> dict[str, Any]:
+    """Publish ``n`` no-op tasks (one at a time, ``transient``ly, or in bulk); tasks/s
+    and database transactions per task."""
+    publish = system.enqueue_bulk if bulk else system.enqueue_one
+    if transient:
+        publish = system.enqueue_transient
     system.reset()
     before = _xacts(system)
     began = time.perf_counter()
-    (system.enqueue_bulk if bulk else system.enqueue_one)(n)
+    publish(n)
     elapsed = time.perf_counter() - began
     after = _xacts(system) if system.close_clients() else None
     system.reset()

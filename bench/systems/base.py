@@ -16,6 +16,7 @@ class System:
     label = "base"
     has_results = True  # delay().get() round trip
     has_chords = True  # fan-out workload
+    has_transient = False  # an opt-in enqueue that does not wait for the disk (enqueue_transient)
     db_dsn: str | None = None  # PostgreSQL database whose transactions we count
 
     _poll_conn: Any = None
@@ -62,6 +63,11 @@ class System:
 
     def enqueue_bulk(self, n: int) -> None:
         """Publish ``n`` no-op tasks through the system's bulk path (the timed part)."""
+        raise NotImplementedError
+
+    def enqueue_transient(self, n: int) -> None:
+        """Publish ``n`` no-op tasks one call at a time in the system's documented
+        faster mode that a crash may lose (the timed part; only if ``has_transient``)."""
         raise NotImplementedError
 
     def fill(self, n: int) -> None:

@@ -19,6 +19,7 @@ class CeleriacSystem(System):
 
     name = "celeriac"
     label = "celeriac"
+    has_transient = True  # delivery_mode="transient": asynchronous commit
 
     def __init__(self, dsn: str, schema: str = "bench", pool: str = "prefork") -> None:
         self.db_dsn = dsn
@@ -64,6 +65,11 @@ class CeleriacSystem(System):
         noop = self._task("noop")
         for _ in range(n):
             noop.delay()
+
+    def enqueue_transient(self, n: int) -> None:
+        noop = self._task("noop")
+        for _ in range(n):
+            noop.apply_async(delivery_mode="transient")
 
     def enqueue_bulk(self, n: int) -> None:
         noop = self._task("noop")

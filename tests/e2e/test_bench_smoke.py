@@ -46,6 +46,8 @@ def test_bench_smoke_runs_and_reports(dsn: str, tmp_path: Path) -> None:
     assert "error" not in results, results
     assert results["enqueue"]["rate"]["median"] > 0
     assert results["enqueue_bulk"]["rate"]["median"] > 0
+    assert results["enqueue_transient"]["rate"]["median"] > 0
+    assert results["enqueue_transient"]["xacts_per_task"]["median"] == pytest.approx(1, abs=0.1)
     assert results["drain"]["rate"]["median"] > 0
     assert results["drain"]["xacts_per_task"]["median"] > 0
     assert results["latency"]["start.p99"]["median"] > 0
