@@ -7,8 +7,10 @@ the least a job needs, on the tables of ``bench/limit/schema.sql``, one call at 
 
 * **publish**: one ``INSERT`` + ``NOTIFY`` per call, autocommit, a prepared statement —
   the floor under a durable ``delay()`` on PostgreSQL (and, with ``synchronous_commit``
-  off, under ``delivery_mode="transient"``); then one ``LPUSH`` of a 1 KB message to
-  Redis, what a Celery+Redis ``delay()`` sends. Calls/s, wall and client CPU per call.
+  off, under ``delivery_mode="transient"``); the durable one again through libpq alone
+  (psycopg's ``pgconn.exec_prepared``: what psycopg's Python layer costs) and through
+  asyncpg (pgqueuer's driver); then one ``LPUSH`` of a 1 KB message to Redis, what a
+  Celery+Redis ``delay()`` sends. Calls/s, wall and client CPU per call.
 * **round trip**: a ``delay().get()`` made of bare SQL in one thread, no worker: publish
   (durable, NOTIFY), a second connection hears it and claims the job (``UPDATE …
   RETURNING``, durable), finishes it (``DELETE`` + result ``INSERT`` + ``NOTIFY``,
@@ -25,6 +27,7 @@ Uses a throwaway schema of ``--dsn`` (the test database by default) and Redis da
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import select
 import time
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from bench.common import latency_summary
 
@@ -84,12 +87,52 @@ def _timed(calls: int, call: Any) -> dict[str, float]:
 
 
 def publish_floor(dsn: str, calls: int) -> dict[str, dict[str, float]]:
-    """One INSERT + NOTIFY per call, durable and asynchronous commits."""
+    """One INSERT + NOTIFY per call, durable and asynchronous commits; the durable one
+    also through libpq alone (psycopg's ``pgconn``, no cursor) and through asyncpg."""
     with _schema(dsn) as schema, _connect(dsn, schema) as conn:
-        return {
+        figures = {
             name: _timed(calls, lambda q=query: conn.execute(q, (BODY,), prepare=True))
             for name, query in (("durable", PUBLISH), ("async", PUBLISH_ASYNC))
         }
+        figures["durable_libpq"] = _timed(calls, _libpq_publish(conn.pgconn))
+        figures["durable_asyncpg"] = _asyncpg_publish(dsn, schema, calls)
+        return figures
+
+
+def _libpq_publish(pgconn: Any) -> Any:
+    """The durable publish as one PQexecPrepared: what psycopg's Python layer costs."""
+    pgconn.prepare(b"floor_publish", PUBLISH.replace("%s", "$1").encode())
+
+    def call() -> None:
+        result = pgconn.exec_prepared(b"floor_publish", [BODY], param_formats=[1])
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            raise RuntimeError(pgconn.get_error_message())
+
+    return call
+
+
+def _asyncpg_publish(dsn: str, schema: str, calls: int) -> dict[str, float] | None:
+    """The durable publish through asyncpg, pgqueuer's driver (None if not installed)."""
+    try:
+        import asyncpg
+    except ImportError:
+        return None
+
+    async def run() -> dict[str, float]:
+        conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+        try:
+            statement = await conn.prepare(PUBLISH.replace("%s", "$1"))
+            for _ in range(min(200, calls)):
+                await statement.fetch(BODY)
+            cpu, wall = time.process_time(), time.perf_counter()
+            for _ in range(calls):
+                await statement.fetch(BODY)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        finally:
+            await conn.close()
+        return {"rate": calls / wall, "wall_us": wall / calls * 1e6, "cpu_us": cpu / calls * 1e6}
+
+    return asyncio.run(run())
 
 
 def redis_floor(url: str, calls: int) -> dict[str, float] | None:
@@ -160,11 +203,11 @@ def main() -> None:
     figures: dict[str, Any] = publish_floor(options.dsn, options.calls)
     figures["redis_lpush"] = redis_floor(options.redis, options.calls)
     figures["round_trip_ms"] = round_trip_floor(options.dsn, options.trips)
-    for name in ("durable", "async", "redis_lpush"):
+    for name in ("durable", "async", "durable_libpq", "durable_asyncpg", "redis_lpush"):
         f = figures[name]
         if f is not None:
             print(
-                f"publish {name:12s} {f['rate']:8,.0f} calls/s  wall {f['wall_us']:6.1f} us  "
+                f"publish {name:15s} {f['rate']:8,.0f} calls/s  wall {f['wall_us']:6.1f} us  "
                 f"client CPU {f['cpu_us']:6.1f} us"
             )
     trip = figures["round_trip_ms"]

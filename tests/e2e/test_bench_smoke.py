@@ -160,6 +160,9 @@ def test_floor_smoke_measures_each_floor(dsn: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     figures = json.loads(out.read_text())
     assert figures["durable"]["rate"] > 0 and figures["async"]["cpu_us"] > 0
+    assert figures["durable_libpq"]["rate"] > 0
+    asyncpg = figures["durable_asyncpg"]  # None where the bench extra is not installed
+    assert asyncpg is None or asyncpg["rate"] > 0
     assert figures["round_trip_ms"]["n"] == 5 and figures["round_trip_ms"]["p50"] > 0
     assert "round trip" in proc.stdout
 
