@@ -167,6 +167,25 @@ def test_floor_smoke_measures_each_floor(dsn: str, tmp_path: Path) -> None:
     assert "round trip" in proc.stdout
 
 
+def test_publish_parts_smoke_times_each_variant_and_drops_its_schema(
+    dsn: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "publish_parts.json"
+    proc = _script("publish_parts", dsn, out, "--calls", "20", "--rounds", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    variants = {"as sent", "no headers", "no results probe", "no NOTIFY", "libpq"}
+    assert set(figures) == variants
+    for runs in figures.values():
+        assert len(runs) == 2
+        assert all(run["wall_us"] > 0 and run["wal_bytes"] > 0 for run in runs)
+    with psycopg.connect(dsn) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench\\_pub\\_%'"
+        ).fetchone()
+    assert left == (0,)
+
+
 def test_statements_smoke_counts_statements_per_task(dsn: str, tmp_path: Path) -> None:
     """With pg_stat_statements loaded: a lone job's get() is three statements (publish,
     claim, finish) and a drain's claims and finishes are batched. Without it (the usual
