@@ -106,7 +106,7 @@ def _libpq_publish(pgconn: Any) -> Any:
     def call() -> None:
         result = pgconn.exec_prepared(b"floor_publish", [BODY], param_formats=[1])
         if result.status != pq.ExecStatus.TUPLES_OK:
-            raise RuntimeError(pgconn.get_error_message())
+            raise RuntimeError(pgconn.get_error_message().decode(errors="replace"))
 
     return call
 
