@@ -33,7 +33,7 @@ def _trace(path: str) -> None:
 
     log: list[Any] = []
     receive, add, commit = (
-        prefork.PreforkPool._receive,
+        prefork.PreforkPool._receive_all,
         completer.Completer.add,
         completer.Completer._commit,
     )
@@ -42,9 +42,9 @@ def _trace(path: str) -> None:
         log.append(("recv", time.time()))
         return receive(self, child)
 
-    def traced_add(self: Any, outcome: Any) -> None:
-        log.append(("add", time.time(), outcome.task_id, outcome.kind))
-        add(self, outcome)
+    def traced_add(self: Any, *outcomes: Any) -> None:
+        log.extend(("add", time.time(), outcome.task_id, outcome.kind) for outcome in outcomes)
+        add(self, *outcomes)
 
     def traced_commit(self: Any, outcomes: list[Any]) -> set[int]:
         began = time.time()
@@ -52,7 +52,7 @@ def _trace(path: str) -> None:
         log.append(("commit", began, time.time(), [o.task_id for o in outcomes]))
         return accepted
 
-    prefork.PreforkPool._receive = traced_receive  # type: ignore[method-assign]
+    prefork.PreforkPool._receive_all = traced_receive  # type: ignore[method-assign]
     completer.Completer.add = traced_add  # type: ignore[method-assign]
     completer.Completer._commit = traced_commit  # type: ignore[method-assign]
 

@@ -145,9 +145,9 @@ class Completer:
     def start(self) -> None:
         self.thread.start()
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, *outcomes: Outcome) -> None:
         with self.cond:
-            self.pending.append(outcome)
+            self.pending.extend(outcomes)
             self.cond.notify()
 
     def behind(self) -> bool:

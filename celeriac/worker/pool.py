@@ -88,11 +88,14 @@ class BasePool:
         cost: Callable[[str], float] = lambda task_name: 0.0,
         on_started: Callable[[Job], None] = lambda job: None,
         on_release: Callable[[Job], None] = lambda job: None,
+        on_outcomes: Callable[[list[Outcome]], None] | None = None,
     ) -> None:
         self.app = app
         self.limit = concurrency
         self.hostname = hostname
         self.on_outcome = on_outcome
+        # several outcomes at once (the prefork reader's), by default one at a time
+        self.on_outcomes = on_outcomes or self._one_by_one
         self.on_lost = on_lost
         self.on_free = on_free
         self.time_limit = time_limit
@@ -107,6 +110,10 @@ class BasePool:
         self.running: dict[int, Running] = {}
 
     def start(self) -> None: ...
+
+    def _one_by_one(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            self.on_outcome(outcome)
 
     def accepts(self, job: Job) -> bool:
         """Whether ``job`` can be submitted now (prefork: it may not fit in a busy

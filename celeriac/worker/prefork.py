@@ -13,15 +13,17 @@ by its own task's recent runtime (``cost``), so a task not seen yet, or a long o
 goes to an idle child. Because outcomes still come back one per job, the parent always
 knows which job a child is running (the first it has not answered): that job alone has a
 hard deadline, counts as started (the ``started`` mark of a prefetched job is sent when
-it gets there), is the one a terminate or a dead child concerns. The jobs queued behind
-it never started: a dead child's are put back in the queue untouched, and a terminate
-aimed at one kills the child when the job reaches the front (its queue is a few
-milliseconds of short jobs). A revoke reaches a queued job too: the parent sends the
-revoked ids to a child that holds one, and a child with jobs queued looks at its pipe
-(one ``poll`` call) before it starts the next, so the job is refused as REVOKED, as a
-job still in the worker's buffer is. While children hold such queues, the reader
-lets their outcomes gather in the pipes for a millisecond (``GATHER``) and takes them in
-one wake-up; it only ever learns a queued job started that much late.
+it gets there, unless it also ended by the time the reader looked), is the one a
+terminate or a dead child concerns. The jobs queued behind it never started: a dead
+child's are put back in the queue untouched, and a terminate aimed at one kills the
+child when the job reaches the front (its queue is a few milliseconds of short jobs). A
+revoke reaches a queued job too: the parent sends the revoked ids to a child that holds
+one, and a child with jobs queued looks at its pipe (one ``poll`` call) before it starts
+the next, so the job is refused as REVOKED, as a job still in the worker's buffer is.
+While children hold such queues, the reader lets their outcomes gather in the pipes for
+a millisecond (``GATHER``) and takes them in one wake-up, one ``read`` per child
+(``Frames``), handed on together; it only ever learns a queued job started that much
+late.
 
 Children never touch their parent's database connections: the connection pool is
 re-created after fork (``celeriac.db.pool``), and a child always leaves with
@@ -41,6 +43,7 @@ import pickle
 import resource
 import select
 import signal
+import struct
 import sys
 import threading
 import time
@@ -66,6 +69,54 @@ logger = logging.getLogger("celeriac.worker.pool")
 PR_SET_PDEATHSIG = 1
 # how long the result reader lets outcomes gather while children hold queued jobs
 GATHER = 0.001
+# a child's outcomes: each a pickle behind its length; the reader takes them in chunks
+FRAME = struct.Struct("!Q")
+CHUNK = 1 << 16
+
+
+class Frames:
+    """The outcomes a child wrote to its pipe, read a chunk at a time.
+
+    ``Connection.recv_bytes`` made two ``read`` calls per outcome (its length, then its
+    body) and the reader one ``poll`` more to ask whether another waited; a drain's
+    children answer several jobs between two wake-ups of the reader, so one ``read``
+    now takes them all. An outcome cut off by its child's death is never completed and
+    never reported: its job is the one the reaping reports lost."""
+
+    def __init__(self, fd: int, more_waiting: Any) -> None:
+        self.fd = fd
+        self.more_waiting = more_waiting  # () -> bool, a ``poll(0)`` of the pipe
+        self.buffer = bytearray()
+
+    def read(self) -> tuple[list[Any], bool]:
+        """The complete outcomes the pipe holds now, and whether it has ended."""
+        ended = False
+        while True:
+            try:
+                data = os.read(self.fd, CHUNK)
+            except OSError:  # (ECONNRESET: the child died)
+                data = b""
+            if not data:
+                ended = True
+                break
+            self.buffer += data
+            if len(data) < CHUNK or not self.more_waiting():
+                break
+        return self._parse(), ended
+
+    def _parse(self) -> list[Any]:
+        items: list[Any] = []
+        buffer, at = self.buffer, 0
+        with memoryview(buffer) as view:
+            while len(buffer) - at >= FRAME.size:
+                (size,) = FRAME.unpack_from(buffer, at)
+                end = at + FRAME.size + size
+                if end > len(buffer):
+                    break
+                items.append(pickle.loads(view[at + FRAME.size : end]))
+                at = end
+        del buffer[:at]
+        return items
 
 
 @dataclass(eq=False)  # the same child only when it is the same object
@@ -84,10 +135,12 @@ class Child:
     # selector per call: 14 % of the parent's GIL time in a drain of no-op jobs)
     pipe: select.poll = field(default_factory=select.poll)
     fd: int = field(init=False)  # the pipe's file descriptor (kept after it is closed)
+    answers: Frames = field(init=False)  # the outcomes it sent, read in chunks
 
     def __post_init__(self) -> None:
         self.fd = self.conn.fileno()
         self.pipe.register(self.fd, select.POLLIN)
+        self.answers = Frames(self.fd, self.more_waiting)
 
     @property
     def job(self) -> Job | None:
@@ -200,7 +253,7 @@ def _serve(
         job, _hard, soft = queued.popleft()
         if job.task_id in revoked:
             job = dataclasses.replace(job, revoked=True)  # the executor refuses it
-        _send(conn, Execution(app, job, hostname, guard=_soft_guard(soft)).run_safely())
+        _answer(conn, Execution(app, job, hostname, guard=_soft_guard(soft)).run_safely())
         done += 1
 
 
@@ -233,6 +286,14 @@ def _send(conn: Connection, obj: Any) -> None:
 def _recv(conn: Connection) -> Any:
     """What ``_send`` sent."""
     return pickle.loads(conn.recv_bytes())
+
+
+def _answer(conn: Connection, outcome: Any) -> None:
+    """Send an outcome to the parent, one frame in one ``write`` (see ``Frames``)."""
+    body = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+    with memoryview(FRAME.pack(len(body)) + body) as rest:
+        while rest:
+            rest = rest[os.write(conn.fileno(), rest) :]
 
 
 def _soft_guard(soft: float | None) -> Guard:
@@ -514,36 +575,32 @@ class PreforkPool(BasePool):
 
     def _receive_all(self, child: Child) -> bool:
         """Take every outcome waiting in the child's pipe (one wake-up for several when
-        the parent is busy); True if the child now wants more jobs (at most half of its
-        depth left: waking the consumer for every outcome cost more than the jobs). A
-        child that died is reaped once its pipe is empty, so outcomes it sent before
-        dying are never reported lost."""
-        received = False
-        while self._receive(child):
-            received = True
-            if not child.more_waiting():  # (a closed pipe polls as ready: _receive reaps)
-                break
+        the parent is busy) and hand them on together; True if the child now wants more
+        jobs (at most half of its depth left: waking the consumer for every outcome cost
+        more than the jobs). A child that died is reaped once its pipe is empty, so
+        outcomes it sent before dying are never reported lost."""
+        outcomes, ended = child.answers.read()
+        front = None
         with self.lock:
-            return received and len(child.jobs) <= self.depth() // 2
-
-    def _receive(self, child: Child) -> bool:
-        try:
-            outcome = _recv(child.conn)
-        except (EOFError, OSError):
-            self._reap(child)
-            return False
-        with self.lock:
-            job = child.jobs.popleft() if child.jobs else None
-            self._unload(child, self.running.pop(outcome.job_id, None))
-            front = self._begin(child)
-            if child.retiring and not child.jobs:
-                self._retire(child)
-        if job is not None and job.id != outcome.job_id:  # never expected; be loud
-            logger.error("pool process %s answered for the wrong job", child.process.pid)
-        self.on_outcome(outcome)
+            for outcome in outcomes:
+                job = child.jobs.popleft() if child.jobs else None
+                self._unload(child, self.running.pop(outcome.job_id, None))
+                if job is not None and job.id != outcome.job_id:  # never expected; be loud
+                    logger.error("pool process %s answered for the wrong job", child.process.pid)
+            if outcomes:
+                # only the job it runs now started: the others answered here ran and
+                # ended (their started marks would be dropped by the completer anyway)
+                front = self._begin(child)
+                if child.retiring and not child.jobs:
+                    self._retire(child)
+            hungry = bool(outcomes) and len(child.jobs) <= self.depth() // 2
+        if outcomes:
+            self.on_outcomes(outcomes)
         if front is not None:
             self.on_started(front)
-        return True
+        if ended:
+            self._reap(child)
+        return hungry
 
     def _reap(self, child: Child) -> None:
         child.process.join(timeout=1)

@@ -151,6 +151,7 @@ class Worker:
             self.concurrency,
             self.hostname,
             on_outcome=self.on_outcome,
+            on_outcomes=self.on_outcomes,
             on_lost=self.on_lost,
             on_free=lambda: self.consumer.slot_freed(),
             time_limit=self.time_limit,
@@ -320,12 +321,17 @@ class Worker:
 
     # -- outcomes ----------------------------------------------------------------------------
     def on_outcome(self, outcome: Outcome) -> None:
+        self.on_outcomes([outcome])
+
+    def on_outcomes(self, outcomes: list[Outcome]) -> None:
         with self.lock:
-            self.processed += 1
-            self.totals[outcome.task_name] += 1
-        if outcome.runtime > 0:  # a run, not a started mark, a release or a lost job
-            self.consumer.prefetch.observe(outcome.runtime, outcome.task_name)
-        self.completer.add(outcome)
+            self.processed += len(outcomes)
+            for outcome in outcomes:
+                self.totals[outcome.task_name] += 1
+        for outcome in outcomes:
+            if outcome.runtime > 0:  # a run, not a started mark, a release or a lost job
+                self.consumer.prefetch.observe(outcome.runtime, outcome.task_name)
+        self.completer.add(*outcomes)
 
     def on_lost(self, job: Job, exc: BaseException) -> None:
         """A job's process died, hit its hard limit, or was terminated."""
