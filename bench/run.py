@@ -171,41 +171,69 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def bench_system(
-    system: System, wanted: list[str], sizes: dict[str, Any], reps: int, out: dict[str, Any]
-) -> None:
-    """Run the wanted workloads into ``out``; a failing workload is recorded, not fatal."""
+Plan = dict[str, Callable[[], dict[str, Any] | None]]
+
+
+def plan_of(system: System, sizes: dict[str, Any]) -> Plan:
+    """The system's workloads, by result key, each one repetition."""
     slow = system.name in SLOW
     one, bulk = (sizes["slow"],) * 2 if slow else (sizes["enqueue"], sizes["bulk"])
     drain_n = sizes["slow"] if slow else sizes["drain"]
-    plan: list[tuple[str, Callable[[], dict[str, Any] | None]]] = [
-        ("enqueue", lambda: workloads.enqueue(system, one, bulk=False)),
-        ("enqueue_bulk", lambda: workloads.enqueue(system, bulk, bulk=True)),
-        ("drain", lambda: workloads.drain(system, drain_n, 2)),
-        (
-            "latency",
-            lambda: workloads.latency(system, sizes["latency"], sizes["rate"], sizes["roundtrips"]),
-        ),
-    ]
+    plan: Plan = {"enqueue": lambda: workloads.enqueue(system, one, bulk=False)}
     if system.has_transient:
-
-        def transient() -> dict[str, Any]:
-            return workloads.enqueue(system, one, bulk=False, transient=True)
-
-        plan.insert(1, ("enqueue_transient", transient))
+        plan["enqueue_transient"] = lambda: workloads.enqueue(
+            system, one, bulk=False, transient=True
+        )
+    plan["enqueue_bulk"] = lambda: workloads.enqueue(system, bulk, bulk=True)
+    plan["drain"] = lambda: workloads.drain(system, drain_n, 2)
+    plan["latency"] = lambda: workloads.latency(
+        system, sizes["latency"], sizes["rate"], sizes["roundtrips"]
+    )
     if system.has_chords:
-        plan.append(("fanout", lambda: workloads.fanout(system, requests=sizes["fanout"])))
-    for key, run in plan:
-        if key.split("_")[0] not in wanted:
-            continue
-        print(f"  {system.label}: {key}", file=sys.stderr, flush=True)
-        try:
-            out[key] = fold(repeat(reps, run))
-        except Exception as exc:  # keep the other workloads' numbers
-            print(f"  {system.label}: {key} FAILED: {exc!r}", file=sys.stderr, flush=True)
-            out.setdefault("errors", {})[key] = repr(exc)
-    if "drain" in out:
-        out["drain"]["tasks"] = drain_n
+        plan["fanout"] = lambda: workloads.fanout(system, requests=sizes["fanout"])
+    return plan
+
+
+def bench_systems(
+    systems: dict[str, System],
+    wanted: list[str],
+    sizes: dict[str, Any],
+    reps: int,
+    results: dict[str, Any],
+    save: Callable[[], None],
+) -> None:
+    """Run the wanted workloads of every system into ``results["systems"]``, one
+    repetition of everything per round: each workload runs on every system back to back
+    (in reverse order every other round), so a machine that slows down or speeds up
+    during the run shifts every system's figures alike instead of one system's. A
+    workload that fails on a system is recorded and not run on it again."""
+    plans = {name: plan_of(system, sizes) for name, system in systems.items()}
+    keys = list(dict.fromkeys(key for plan in plans.values() for key in plan))
+    keys = [key for key in keys if key.split("_")[0] in wanted]
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for rep in range(reps):
+        order = list(systems) if rep % 2 == 0 else list(systems)[::-1]
+        for key in keys:
+            for name in order:
+                out = results["systems"][name]
+                if key not in plans[name] or key in out.get("errors", {}):
+                    continue
+                label = f"{systems[name].label}: {key} ({rep + 1}/{reps})"
+                print(f"  {label}", file=sys.stderr, flush=True)
+                try:
+                    result = plans[name][key]()
+                except Exception as exc:  # keep the other workloads' numbers
+                    print(f"  {label} FAILED: {exc!r}", file=sys.stderr, flush=True)
+                    out.setdefault("errors", {})[key] = repr(exc)
+                    continue
+                if result is not None:
+                    runs.setdefault((name, key), []).append(result)
+                    out[key] = fold(runs[(name, key)])
+        save()
+    for name, system in systems.items():
+        if "drain" in results["systems"][name]:
+            slow = system.name in SLOW
+            results["systems"][name]["drain"]["tasks"] = sizes["slow" if slow else "drain"]
 
 
 def bench_scale(system: System, sizes: dict[str, Any], reps: int, big: bool) -> dict[str, Any]:
@@ -225,24 +253,22 @@ def bench_scale(system: System, sizes: dict[str, Any], reps: int, big: bool) -> 
     return out
 
 
-def run_system(
-    name: str,
-    dbs: Databases,
-    args: argparse.Namespace,
-    wanted: list[str],
-    sizes: dict[str, Any],
-    reps: int,
-    results: dict[str, Any],
-) -> None:
-    system = make_system(name, dbs, args.in_place)
-    system.setup()
-    try:
-        out = results["systems"][name] = {"label": system.label}
-        bench_system(system, wanted, sizes, reps, out)
-        if name == "celeriac" and "scale" in wanted:
-            results["scale"] = bench_scale(system, sizes, reps, args.big)
-    finally:
-        system.teardown()
+def set_up(
+    names: list[str], dbs: Databases, args: argparse.Namespace, results: dict[str, Any]
+) -> dict[str, System]:
+    """Every system made and set up; one that cannot be is recorded and left out."""
+    systems: dict[str, System] = {}
+    for name in names:
+        try:
+            system = make_system(name, dbs, args.in_place)
+            system.setup()
+        except Exception as exc:  # one broken system must not lose the others' numbers
+            print(f"  {name} FAILED: {exc!r}", file=sys.stderr, flush=True)
+            results["systems"][name] = {"label": name, "error": repr(exc)}
+            continue
+        systems[name] = system
+        results["systems"][name] = {"label": system.label}
+    return systems
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -257,15 +283,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         previous = json.loads(Path(args.json).read_text())
         results = {**previous, "systems": previous.get("systems", {})}
         results.setdefault("meta", {})["merged"] = meta(args, sizes, reps)
+
+    def save() -> None:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+    systems: dict[str, System] = {}
     try:
-        for name in names:
-            print(f"{name}", file=sys.stderr, flush=True)
+        systems = set_up(names, dbs, args, results)
+        bench_systems(systems, wanted, sizes, reps, results, save)
+        if "celeriac" in systems and "scale" in wanted:
             try:
-                run_system(name, dbs, args, wanted, sizes, reps, results)
-            except Exception as exc:  # one broken system must not lose the others' numbers
-                print(f"  {name} FAILED: {exc!r}", file=sys.stderr, flush=True)
-                results["systems"].setdefault(name, {"label": name})["error"] = repr(exc)
-            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+                results["scale"] = bench_scale(systems["celeriac"], sizes, reps, args.big)
+            except Exception as exc:  # keep the other workloads' numbers
+                print(f"  scale FAILED: {exc!r}", file=sys.stderr, flush=True)
+                results["systems"]["celeriac"].setdefault("errors", {})["scale"] = repr(exc)
+        save()
         if "limit" in wanted and limit.available() and not args.in_place:
             print("limit (pgbench)", file=sys.stderr, flush=True)
             dsn = dbs.dsn("limit")
@@ -274,6 +306,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for script in limit.SCRIPTS
             }
     finally:
+        for name, system in systems.items():
+            try:
+                system.teardown()
+            except Exception as exc:  # the databases are dropped all the same
+                print(f"  {name}: teardown FAILED: {exc!r}", file=sys.stderr, flush=True)
         dbs.drop()
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print(report.table(results))

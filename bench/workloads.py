@@ -34,6 +34,7 @@ def enqueue(system: System, n: int, bulk: bool, transient: bool = False) -> dict
     if transient:
         publish = system.enqueue_transient
     system.reset()
+    system.close_clients()  # (a session idle since an earlier workload flushes its counters now)
     before = _xacts(system)
     began = time.perf_counter()
     publish(n)
@@ -49,6 +50,7 @@ def drain(
     """Queue ``backlog`` (default ``n``) tasks, start the workers, time ``n`` completions."""
     system.reset()
     system.fill(backlog or n)
+    system.close_clients()  # (the fill's transactions are not the drain's)
     before = _xacts(system)
     workers = system.workers(concurrency).start()
     try:
