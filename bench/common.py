@@ -29,7 +29,8 @@ PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def summary(values: Sequence[float]) -> dict[str, float] | None:
-    """Median, min and max of repeated measurements (None when nothing was measured)."""
+    """Median, min and max of repeated measurements, and the measurements in the order
+    they were made (None when nothing was measured)."""
     values = [v for v in values if v is not None]
     if not values:
         return None
@@ -38,6 +39,7 @@ def summary(values: Sequence[float]) -> dict[str, float] | None:
         "min": min(values),
         "max": max(values),
         "n": len(values),
+        "values": list(values),
     }
 
 

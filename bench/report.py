@@ -1,11 +1,15 @@
 """Results JSON → Markdown tables (printed by bench.run, pasted into bench/README.md).
 
 Every figure is the median over the repetitions, with [min–max] when there were several.
+A ratio to Celery+Redis is the median of the ratios of each round (``bench.run``
+interleaves the systems round by round, so a round's figures were measured minutes
+apart), or of the medians when a file holds no figures by round.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,10 +30,20 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _ratio(value: dict[str, float] | None, base: dict[str, float] | None) -> str:
+def ratio(value: dict[str, Any] | None, base: dict[str, Any] | None) -> float | None:
+    """``value`` over ``base``: the median of the per-round ratios when both have one
+    figure per round, else the ratio of their medians."""
     if not value or not base:
-        return "–"
-    return f"{value['median'] / base['median']:.1f}×"
+        return None
+    mine, theirs = value.get("values"), base.get("values")
+    if mine and theirs and len(mine) == len(theirs) and all(theirs):
+        return float(statistics.median(a / b for a, b in zip(mine, theirs, strict=True)))
+    return float(value["median"] / base["median"])
+
+
+def _ratio(value: dict[str, Any] | None, base: dict[str, Any] | None, digits: int = 1) -> str:
+    found = ratio(value, base)
+    return "–" if found is None else f"{found:.{digits}f}×"
 
 
 def enqueue_table(systems: dict[str, Any]) -> str:
@@ -88,6 +102,7 @@ def drain_table(systems: dict[str, Any]) -> str:
 
 
 def latency_table(systems: dict[str, Any]) -> str:
+    base = systems.get("celery_redis", {}).get("latency", {})
     rows = []
     for data in systems.values():
         lat = data.get("latency")
@@ -97,8 +112,14 @@ def latency_table(systems: dict[str, Any]) -> str:
             [data["label"]]
             + [fmt(lat.get(f"start.{q}"), 1) for q in ("p50", "p95", "p99", "max")]
             + [fmt(lat.get(f"roundtrip.{q}"), 1) for q in ("p50", "p99")]
+            + [
+                _ratio(lat.get(key), base.get(key), 2)
+                for key in ("start.p50", "start.p99", "roundtrip.p50")
+            ]
         )
-    return _table(["system", "start p50 ms", "p95", "p99", "max", "get() p50 ms", "p99"], rows)
+    header = ["system", "start p50 ms", "p95", "p99", "max", "get() p50 ms", "p99"]
+    header += ["start p50 vs Celery+Redis", "start p99 vs", "get() p50 vs"]
+    return _table(header, rows)
 
 
 def fanout_table(systems: dict[str, Any]) -> str:
