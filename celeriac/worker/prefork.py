@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -57,7 +58,7 @@ from celeriac import signals
 from celeriac.exceptions import Terminated, TimeLimitExceeded, WorkerLostError
 from celeriac.message import Job
 from celeriac.worker import stacks
-from celeriac.worker.executor import Execution, Guard
+from celeriac.worker.executor import Execution, Guard, Outcome
 from celeriac.worker.pool import BasePool, Running, alarm_guard, cold_shutdown_error
 from celeriac.worker.prefetch import DEPTH_BUDGET, REVOKED_KEPT
 
@@ -74,6 +75,13 @@ FRAME = struct.Struct("!Q")
 CHUNK = 1 << 16
 
 
+@dataclass
+class Unreadable:
+    """In place of an outcome the parent could not unpickle: its job is reported lost."""
+
+    reason: str
+
+
 class Frames:
     """The outcomes a child wrote to its pipe, read a chunk at a time.
 
@@ -83,13 +91,14 @@ class Frames:
     now takes them all. An outcome cut off by its child's death is never completed and
     never reported: its job is the one the reaping reports lost."""
 
-    def __init__(self, fd: int, more_waiting: Any) -> None:
+    def __init__(self, fd: int, more_waiting: Callable[[], bool]) -> None:
         self.fd = fd
-        self.more_waiting = more_waiting  # () -> bool, a ``poll(0)`` of the pipe
+        self.more_waiting = more_waiting  # a ``poll(0)`` of the pipe
         self.buffer = bytearray()
 
     def read(self) -> tuple[list[Any], bool]:
-        """The complete outcomes the pipe holds now, and whether it has ended."""
+        """The complete outcomes the pipe holds now (an ``Unreadable`` for one that
+        cannot be unpickled), and whether the pipe has ended."""
         ended = False
         while True:
             try:
@@ -113,7 +122,10 @@ class Frames:
                 end = at + FRAME.size + size
                 if end > len(buffer):
                     break
-                items.append(pickle.loads(view[at + FRAME.size : end]))
+                try:
+                    items.append(pickle.loads(view[at + FRAME.size : end]))
+                except Exception as exc:  # one bad outcome: the next frames are intact
+                    items.append(Unreadable(f"its outcome could not be read: {exc!r}"))
                 at = end
         del buffer[:at]
         return items
@@ -579,23 +591,34 @@ class PreforkPool(BasePool):
         jobs (at most half of its depth left: waking the consumer for every outcome cost
         more than the jobs). A child that died is reaped once its pipe is empty, so
         outcomes it sent before dying are never reported lost."""
-        outcomes, ended = child.answers.read()
+        items, ended = child.answers.read()
+        outcomes: list[Outcome] = []
+        unread: list[tuple[Job, WorkerLostError]] = []
         front = None
         with self.lock:
-            for outcome in outcomes:
+            for item in items:
                 job = child.jobs.popleft() if child.jobs else None
-                self._unload(child, self.running.pop(outcome.job_id, None))
-                if job is not None and job.id != outcome.job_id:  # never expected; be loud
+                if isinstance(item, Unreadable):  # (answers come in the order of the jobs)
+                    self._unload(child, self.running.pop(job.id, None) if job else None)
+                    if job is not None:
+                        pid = child.process.pid
+                        unread.append((job, WorkerLostError(f"pool process {pid}: {item.reason}")))
+                    continue
+                self._unload(child, self.running.pop(item.job_id, None))
+                if job is not None and job.id != item.job_id:  # never expected; be loud
                     logger.error("pool process %s answered for the wrong job", child.process.pid)
-            if outcomes:
+                outcomes.append(item)
+            if items:
                 # only the job it runs now started: the others answered here ran and
                 # ended (their started marks would be dropped by the completer anyway)
                 front = self._begin(child)
                 if child.retiring and not child.jobs:
                     self._retire(child)
-            hungry = bool(outcomes) and len(child.jobs) <= self.depth() // 2
+            hungry = bool(items) and len(child.jobs) <= self.depth() // 2
         if outcomes:
             self.on_outcomes(outcomes)
+        for job, error in unread:
+            self.on_lost(job, error)
         if front is not None:
             self.on_started(front)
         if ended:

@@ -4,6 +4,7 @@ exactly that job, and the jobs queued behind it go back untouched."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 from celeriac import serialization, states
 from celeriac.exceptions import Terminated, TimeLimitExceeded, WorkerLostError
 from celeriac.message import Job, encode_body
+from celeriac.worker import prefork
 from celeriac.worker.executor import Outcome
 from celeriac.worker.prefetch import UNKNOWN
 from celeriac.worker.prefork import PreforkPool
@@ -248,5 +250,39 @@ def test_only_jobs_known_to_be_short_wait_in_a_busy_childs_queue(
         assert not pool.accepts(_job("q.slow", 0)) and not pool.accepts(_job("q.other", 0))
         events.wait(lambda: len(events.outcomes) == 41)
         assert pool.accepts(_job("q.slow", 0))  # idle again: anything goes
+    finally:
+        pool.stop(cold=True)
+
+
+def test_an_outcome_the_parent_cannot_read_loses_only_its_job(
+    tasks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One answer in the middle of a child's queue arrives unreadable: exactly its job is
+    reported lost, saying why; the answers around it are delivered, the child goes on."""
+    jobs = [_job("q.quick", i) for i in range(3)]
+    answer = prefork._answer
+
+    def corrupting(conn: Any, outcome: Outcome) -> None:  # (the children inherit it)
+        if outcome.task_id != jobs[1].task_id:
+            answer(conn, outcome)
+            return
+        body = b"\x80\x05not a pickle"
+        os.write(conn.fileno(), prefork.FRAME.pack(len(body)) + body)
+
+    monkeypatch.setattr(prefork, "_answer", corrupting)
+    events = Events()
+    pool = _started_pool(tasks, events)
+    try:
+        _submit(pool, jobs)
+        events.wait(lambda: len(events.outcomes) == 2 and len(events.lost) == 1)
+        assert [o.job_id for o in events.outcomes] == [jobs[0].id, jobs[2].id]
+        ((job, error),) = events.lost
+        assert job.id == jobs[1].id and isinstance(error, WorkerLostError)
+        assert "could not be read" in str(error) and not events.released
+        assert not pool.running and pool.room() == 8
+        later = _job("q.quick", 9)
+        _submit(pool, [later])  # the same child serves on
+        events.wait(lambda: len(events.outcomes) == 3)
+        assert events.outcomes[-1].job_id == later.id
     finally:
         pool.stop(cold=True)

@@ -11,7 +11,7 @@ from multiprocessing.connection import Connection
 
 import pytest
 
-from celeriac.worker.prefork import CHUNK, FRAME, Frames, _answer
+from celeriac.worker.prefork import CHUNK, FRAME, Frames, Unreadable, _answer
 
 Pipe = tuple[Frames, Connection]
 
@@ -69,3 +69,14 @@ def test_a_frame_cut_off_by_the_childs_death_is_never_reported(pipe: Pipe) -> No
         more, ended = frames.read()
         items += more
     assert items == ["whole"]
+
+
+def test_an_unreadable_outcome_is_marked_in_its_place(pipe: Pipe) -> None:
+    frames, child = pipe
+    _answer(child, "before")
+    body = b"\x80\x05not a pickle"
+    os.write(child.fileno(), FRAME.pack(len(body)) + body)
+    _answer(child, "after")
+    items, ended = frames.read()
+    assert items[0] == "before" and items[2] == "after" and not ended
+    assert isinstance(items[1], Unreadable) and "could not be read" in items[1].reason
