@@ -288,10 +288,10 @@ def _replace(done: int, max_tasks: int | None, max_kib: int | None) -> bool:
 
 
 def _send(conn: Connection, obj: Any) -> None:
-    """Send jobs or an outcome down a pool pipe. Plain pickle: ``Connection.send``'s
-    ForkingPickler looks every pickled object's type up in a Python-level ChainMap (its
-    reducers for sockets and file descriptors, which jobs and outcomes never hold): 9.3
-    against 6.8 us per outcome, paid on both sides of every job."""
+    """Send a child jobs, a revoke or the sign to leave (outcomes go back with
+    ``_answer``). Plain pickle: ``Connection.send``'s ForkingPickler looks every pickled
+    object's type up in a Python-level ChainMap (its reducers for sockets and file
+    descriptors, which jobs and outcomes never hold): 9.3 against 6.8 us per outcome."""
     conn.send_bytes(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
 
 
