@@ -119,8 +119,16 @@ def loads(data: bytes, content_type: str, accept: Iterable[str]) -> Any:
 
 
 def accepted(names: Iterable[str]) -> frozenset[str]:
-    """Normalise an ``accept_content`` list (names or content types) to content types."""
-    return frozenset(content_type_of(name) for name in names)
+    """Normalise an ``accept_content`` list (names or content types) to content types
+    (remembered: a worker asks once per job)."""
+    key = tuple(names)
+    found = _ACCEPTED.get(key)
+    if found is None:
+        found = _ACCEPTED[key] = frozenset(content_type_of(name) for name in key)
+    return found
+
+
+_ACCEPTED: dict[tuple[str, ...], frozenset[str]] = {}
 
 
 # -- exceptions -----------------------------------------------------------------

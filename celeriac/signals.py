@@ -93,6 +93,8 @@ class Signal:
 
     def send(self, sender: Any = None, **named: Any) -> list[tuple[Any, Any]]:
         """Call every handler whose sender matches; errors are logged, not raised."""
+        if not self._receivers:  # most signals, on every job: no list copied
+            return []
         responses = []
         for (_, wanted), ref, weak in list(self._receivers):
             if wanted is not None and wanted != sender and wanted != getattr(sender, "name", None):

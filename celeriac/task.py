@@ -80,6 +80,13 @@ class Context:
         for mapping in (*args, kwargs):
             self.__dict__.update(mapping)
 
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> Context:
+        """A context holding ``values`` itself (not a copy): the worker's per-job path."""
+        context = cls.__new__(cls)
+        context.__dict__ = values
+        return context
+
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key, default)
 

@@ -78,7 +78,20 @@ class Outcome:
     marks: list[FinalState] = field(default_factory=list)  # steps of a chain that won't run
 
     def __reduce__(self) -> tuple[Callable[..., Outcome], tuple[Any, ...]]:
-        # pickled once per job on its way back from a prefork child (see Job.__reduce__)
+        # pickled once per job on its way back from a prefork child (see Job.__reduce__);
+        # most outcomes are a plain end (no retry, nothing published): ten fields fewer
+        if not (
+            self.retry
+            or self.eta
+            or self.body
+            or self.queue
+            or self.error
+            or self.publish
+            or self.errbacks
+            or self.chords
+            or self.marks
+        ):
+            return (_plain, (*_plain_fields(self), pack_time(self.date_started)))
         values = list(_outcome_fields(self))
         values[_ETA], values[_STARTED] = pack_time(self.eta), pack_time(self.date_started)
         return (_outcome, tuple(values))
@@ -102,6 +115,27 @@ def untouched(job: Job, eta: dt.datetime | None = None) -> Outcome:
 
 _outcome_fields = operator.attrgetter(*(f.name for f in fields(Outcome)))
 _ETA, _STARTED = ([f.name for f in fields(Outcome)].index(name) for name in ("eta", "date_started"))
+
+
+_plain_fields = operator.attrgetter(
+    "job_id",
+    "attempt",
+    "task_id",
+    "task_name",
+    "kind",
+    "status",
+    "content_type",
+    "result",
+    "traceback",
+    "store",
+    "runtime",
+)
+
+
+def _plain(*values: Any) -> Outcome:
+    outcome = Outcome(*values[:10])
+    outcome.runtime, outcome.date_started = values[10], unpack_time(values[11])
+    return outcome
 
 
 def _outcome(*values: Any) -> Outcome:
@@ -176,41 +210,43 @@ class Execution:
     def request_context(self) -> Context:
         job, body = self.job, self.body
         assert body is not None
-        headers = job.headers
+        headers, embed = job.headers, body.embed
         timelimit = headers.get("timelimit") or [None, None]
-        return Context(
-            {key: value for key, value in headers.items() if key.isidentifier()},
-            id=job.task_id,
-            task=job.task_name,
-            args=body.args,
-            kwargs=body.kwargs,
-            retries=job.retries,
-            is_eager=False,
-            called_directly=False,
-            eta=job.eta.isoformat() if job.eta else None,
-            expires=job.expires.isoformat() if job.expires else None,
-            hostname=self.hostname,
-            correlation_id=job.task_id,
-            delivery_info={
-                "exchange": "",
-                "routing_key": job.queue,
-                "priority": job.priority,
-                "redelivered": job.attempt > 1,
-            },
-            headers=headers,
-            timelimit=tuple(timelimit),
-            callbacks=body.embed.get("callbacks"),
-            errbacks=body.embed.get("errbacks"),
-            chain=body.embed.get("chain"),
-            chord=body.embed.get("chord"),
-            job_id=job.id,
-            attempt=job.attempt,
+        return Context.of(
+            {
+                **{key: value for key, value in headers.items() if key.isidentifier()},
+                "id": job.task_id,
+                "task": job.task_name,
+                "args": body.args,
+                "kwargs": body.kwargs,
+                "retries": job.retries,
+                "is_eager": False,
+                "called_directly": False,
+                "eta": job.eta.isoformat() if job.eta else None,
+                "expires": job.expires.isoformat() if job.expires else None,
+                "hostname": self.hostname,
+                "correlation_id": job.task_id,
+                "delivery_info": {
+                    "exchange": "",
+                    "routing_key": job.queue,
+                    "priority": job.priority,
+                    "redelivered": job.attempt > 1,
+                },
+                "headers": headers,
+                "timelimit": tuple(timelimit),
+                "callbacks": embed.get("callbacks"),
+                "errbacks": embed.get("errbacks"),
+                "chain": embed.get("chain"),
+                "chord": embed.get("chord"),
+                "job_id": job.id,
+                "attempt": job.attempt,
+            }
         )
 
     def execute(self, request: Context) -> Outcome:
         task = self.task
         assert task is not None and self.body is not None
-        task.push_request(request.as_dict())
+        task._requests_stack().append(request)  # as Celery's trace: this request, no copy
         _state.push_task(task)
         try:
             began = time.monotonic()

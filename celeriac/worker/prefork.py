@@ -49,7 +49,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -73,6 +73,8 @@ GATHER = 0.001
 # a child's outcomes: each a pickle behind its length; the reader takes them in chunks
 FRAME = struct.Struct("!Q")
 CHUNK = 1 << 16
+# how often a child with jobs queued looks at its pipe for a revoke or more jobs
+LOOK_EVERY = 0.001
 
 
 @dataclass
@@ -244,9 +246,16 @@ def _serve(
     revoked: dict[str, None] = {}  # the most recent last
     inbox = select.poll()
     inbox.register(conn.fileno(), select.POLLIN)
+    look_at = 0.0  # with jobs queued, when to look at the pipe next
     while True:
-        # with jobs queued, read only what is already there: a revoke for one of them
-        if not queued or inbox.poll(0):
+        # with jobs queued, read only what is already there (a revoke for one of them),
+        # but at most every LOOK_EVERY seconds, not with a system call before each short job
+        if queued and (now := time.monotonic()) >= look_at:
+            look_at = now + LOOK_EVERY
+            looked = bool(inbox.poll(0))
+        else:
+            looked = False
+        if not queued or looked:
             if not queued and _replace(done, max_tasks, max_kib):
                 return
             try:
@@ -310,11 +319,17 @@ def _answer(conn: Connection, outcome: Any) -> None:
 
 def _soft_guard(soft: float | None) -> Guard:
     """A guard enforcing only the soft limit (the parent enforces the hard one)."""
+    if not soft:
+        return _unguarded
 
     def guard(_soft: float | None, _hard: float | None) -> AbstractContextManager[None]:
         return alarm_guard(soft, None, False)
 
     return guard
+
+
+def _unguarded(_soft: float | None, _hard: float | None) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 def _rss_kib() -> int:

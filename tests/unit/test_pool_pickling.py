@@ -81,3 +81,44 @@ def test_an_outcome_keeps_every_field_and_the_instant_of_its_times(
     for name in Outcome.__dataclass_fields__:
         if name not in ("eta", "date_started"):
             assert getattr(back, name) == getattr(outcome, name), name
+
+
+@given(
+    started=TIMES,
+    status=st.sampled_from(["SUCCESS", "FAILURE", "IGNORED"]),
+    result=st.none() | st.binary(max_size=20),
+    traceback=st.none() | st.text(max_size=20),
+    store=st.booleans(),
+    extra=st.sampled_from(
+        [{}, {"queue": "q"}, {"error": "bad"}, {"body": b"[]"}, {"marks": [1]}, {"retry": True}]
+    ),
+)
+def test_a_plain_outcome_takes_the_short_form_and_keeps_every_field(
+    started: dt.datetime | None,
+    status: str,
+    result: bytes | None,
+    traceback: str | None,
+    store: bool,
+    extra: dict[str, object],
+) -> None:
+    outcome = Outcome(
+        9,
+        1,
+        "id",
+        "t.noop",
+        "finish",
+        status,
+        result=result,
+        traceback=traceback,
+        store=store,
+        runtime=0.5,
+        date_started=started,
+        **extra,  # type: ignore[arg-type]
+    )
+    reduced = outcome.__reduce__()
+    assert (len(reduced[1]) == 12) == (not extra)  # the short form only for a plain end
+    back = pickle.loads(pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))
+    assert _same_time(back.date_started, started)
+    for name in Outcome.__dataclass_fields__:
+        if name != "date_started":
+            assert getattr(back, name) == getattr(outcome, name), name
