@@ -92,6 +92,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _SETTING = re.compile(r"^[a-z][a-z0-9_]*$")
+_UNSET = object()
 _SAME_AS_BROKER = {"rpc", "django-db", "db", "database"}
 
 
@@ -115,10 +116,11 @@ class Settings(dict[str, Any]):
         raise KeyError(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        # (no KeyError raised and caught for a default: tasks read their settings per job)
+        value = dict.get(self, key, _UNSET)
+        if value is _UNSET:
+            return self[key] if key == "celeriac_schema" else DEFAULTS.get(key, default)
+        return value
 
     def update_from(self, source: Mapping[str, Any] | object, namespace: str | None = None) -> None:
         """Copy settings from a mapping or object; with a namespace only ``NS_NAME`` keys."""

@@ -64,6 +64,7 @@ class Running:
     killed_for: BaseException | None = None
     queued: bool = False  # prefork: waiting in its child behind the job it runs
     cost: float = 0.0  # prefork: its expected runtime when it was queued (Prefetch.cost)
+    hard: float | None = None  # prefork: its hard time limit as it was queued
 
 
 class BasePool:

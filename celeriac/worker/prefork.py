@@ -450,7 +450,9 @@ class PreforkPool(BasePool):
             child.load += cost
             child.assigned += 1
             assert child.process.pid is not None
-            slot = Running(job, time.monotonic(), child.process.pid, queued=True, cost=cost)
+            slot = Running(
+                job, time.monotonic(), child.process.pid, queued=True, cost=cost, hard=hard
+            )
             self.running[job.id] = slot
             front = self._begin(child) if len(child.jobs) == 1 else None
         if front is not None:
@@ -489,8 +491,7 @@ class PreforkPool(BasePool):
         slot = self.running.get(job.id) if job is not None else None
         if job is None or slot is None:
             return None
-        now = time.monotonic()
-        hard = self.limits_for(job)[0]
+        now, hard = time.monotonic(), slot.hard  # (the limits the child was sent)
         slot.started, slot.queued = now, False
         slot.hard_deadline = now + hard if hard else None
         if isinstance(slot.killed_for, Terminated):
@@ -683,7 +684,7 @@ class PreforkPool(BasePool):
         with self.lock:
             for slot in self._fronts(children):
                 if slot.hard_deadline and slot.killed_for is None and now >= slot.hard_deadline:
-                    hard = self.limits_for(slot.job)[0]
+                    hard = slot.hard
                     logger.error(
                         "Hard time limit (%ss) exceeded for %s[%s]; killing pid %s",
                         hard,
