@@ -87,7 +87,9 @@ def _request(
 
 
 def _run_once(task: Task, request: Context, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    task.push_request(request.as_dict())
+    # this request itself, as Celery's trace does: a task that sets
+    # ``self.request.callbacks = None`` sends no link on (celery/celery#3550)
+    task._requests_stack().append(request)
     _state.push_task(task)
     try:
         return run_body(task, args, kwargs, (None, None), _no_guard)

@@ -246,7 +246,9 @@ class Execution:
     def execute(self, request: Context) -> Outcome:
         task = self.task
         assert task is not None and self.body is not None
-        task._requests_stack().append(request)  # as Celery's trace: this request, no copy
+        # this request itself, not a copy, as Celery's trace pushes it: a task that sets
+        # ``self.request.chain = None`` (or ``callbacks``) stops its workflow there
+        task._requests_stack().append(request)
         _state.push_task(task)
         try:
             began = time.monotonic()

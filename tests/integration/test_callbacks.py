@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from celeriac import states
+from celeriac import chain, states
 from celeriac.broker import Batch, Finish
 from celeriac.exceptions import Ignore, Reject
 from celeriac.worker.completer import to_batch
@@ -155,3 +155,25 @@ def test_callbacks_are_published_only_with_an_accepted_outcome(app: Any) -> None
     with app.database.connection() as conn:
         assert app.broker.commit(conn, batch, HOSTNAME, 60.0) == {job.id}
     assert [row["task_name"] for row in job_rows(app)] == [record.name]  # exactly one
+
+
+def test_a_task_that_clears_its_chain_or_callbacks_sends_nothing_on(app: Any) -> None:
+    """Celery's way to stop a workflow from inside a task (celery/celery#3550):
+    ``self.request.chain = None``, ``self.request.callbacks = None``."""
+    _, record, _ = _common(app)
+
+    @app.task(bind=True)
+    def step(self: Any, x: int, stop: bool) -> int:
+        if stop:
+            self.request.chain = self.request.callbacks = None
+        return x
+
+    step.apply_async((1, True), link=record.s("linked"))
+    chain(step.s(2, True), record.s("next")).apply_async()
+    step.apply_async((3, False), link=record.s("linked"))
+    chain(step.s(4, False), record.s("next")).apply_async()
+    run_jobs(app)
+    sent = [row["body"] for row in job_rows(app) if row["task_name"] == record.name]
+    assert len(sent) == 2  # only the two steps that went on
+    run_jobs(app)
+    assert sorted(seen, key=repr) == [(3, "linked"), (4, "next")]

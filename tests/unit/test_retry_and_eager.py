@@ -191,3 +191,21 @@ def test_eager_group_result_needs_no_database() -> None:
     assert result.get() == [3, 7]
     assert result.ready() and result.successful() and not result.failed()
     assert result.completed_count() == 2
+
+
+def test_an_eager_task_that_clears_its_callbacks_sends_no_link(app: Celery) -> None:
+    seen: list[Any] = []
+
+    @app.task
+    def record(*args: Any) -> None:
+        seen.append(args)
+
+    @app.task(bind=True)
+    def step(self: Any, x: int, stop: bool) -> int:
+        if stop:
+            self.request.callbacks = None
+        return x
+
+    step.apply_async((1, True), link=record.s())
+    step.apply_async((2, False), link=record.s())
+    assert seen == [(2,)]
