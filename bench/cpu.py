@@ -10,6 +10,10 @@ Queues ``--tasks`` no-op tasks with ``delay_many``, starts the workers, and read
 ``/proc/<pid>/stat`` of the workers' process groups and of the database's other
 PostgreSQL backends when the first result appears and again when the last one does (so
 start-up is left out). Its own database, or ``--in-place`` a schema (bench/loadkit.py).
+
+``--system pgqueuer`` (or ``procrastinate``) measures another queue the same way, with
+``--concurrency`` worker processes as ``bench.run`` starts them; each is its own process
+group, so all of their CPU shows as "parent".
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
-from bench.common import transactions
+from bench.common import drop_database, ensure_database, transactions, with_database
 from bench.loadkit import add_options, celeriac_system
+from bench.systems.base import System
 from bench.systems.celeriac_sys import CeleriacSystem
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -85,24 +92,31 @@ def snapshot(groups: set[int], dsn: str, skip: int) -> dict[str, float]:
     return {**cpu, **{f"switches {k}": float(v) for k, v in switches.items()}}
 
 
-def one_run(system: CeleriacSystem, options: argparse.Namespace) -> dict[str, float]:
+def one_run(system: System, options: argparse.Namespace) -> dict[str, float]:
     dsn, tasks = system.db_dsn, options.tasks
+    assert dsn is not None
     system.reset()
     system.enqueue_bulk(tasks)
     xacts0 = transactions(dsn)
-    # cheap polls (no count of a growing table): a job's row goes in the result's transaction
-    poll = system.poll_conn()
-    skip = poll.info.backend_pid
-    started = f'SELECT EXISTS (SELECT 1 FROM "{system.schema}".results)'
-    finished = f'SELECT NOT EXISTS (SELECT 1 FROM "{system.schema}".jobs)'
-    with system.workers(options.concurrency, count=options.workers) as workers:
+    # our polls run on this connection, whose backend is left out of PostgreSQL's CPU
+    skip = system.poll_conn().info.backend_pid
+    if isinstance(system, CeleriacSystem):
+        # cheap polls (no count of a growing table): a job's row goes with its result
+        workers = system.workers(options.concurrency, count=options.workers)
+        begun = f'SELECT EXISTS (SELECT 1 FROM "{system.schema}".results)'
+        ended = f'SELECT NOT EXISTS (SELECT 1 FROM "{system.schema}".jobs)'
+        started, finished = (lambda: bool(system.count(begun))), (lambda: bool(system.count(ended)))
+    else:  # --concurrency processes, one job at a time each (as bench.run runs them)
+        workers = system.workers(options.concurrency)
+        started, finished = (lambda: system.done() > 0), (lambda: system.done() >= tasks)
+    with workers:
         groups = {proc.pid for proc in workers.procs}
-        while not system.count(started):
+        while not started():
             workers.check_alive()
             time.sleep(0.002)
         t0, before = time.monotonic(), snapshot(groups, dsn, skip)
         first = system.done()
-        while not system.count(finished):
+        while not finished():
             workers.check_alive()
             time.sleep(0.01)
         t1, after = time.monotonic(), snapshot(groups, dsn, skip)
@@ -118,19 +132,54 @@ def one_run(system: CeleriacSystem, options: argparse.Namespace) -> dict[str, fl
     return per_task
 
 
+@contextmanager
+def other_system(options: argparse.Namespace) -> Iterator[System]:
+    """pgqueuer or procrastinate in the run's own database, dropped afterwards."""
+    if options.in_place:
+        raise SystemExit("--in-place runs celeriac only")
+    ensure_database(options.dsn, options.database)
+    system = make_system(options.system, options.dsn, options.database)
+    try:
+        system.setup()
+        yield system
+    finally:
+        system.teardown()
+        drop_database(options.dsn, options.database)
+
+
+def make_system(name: str, admin_dsn: str, database: str) -> System:
+    dsn = with_database(admin_dsn, database)
+    if name == "pgqueuer":
+        from bench.systems.pgqueuer_sys import PgqueuerSystem
+
+        return PgqueuerSystem(dsn)
+    from bench.systems.procrastinate_sys import ProcrastinateSystem
+
+    return ProcrastinateSystem(dsn)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_options(p, "celeriac_bench_cpu")
     p.add_argument("--tasks", type=int, default=40_000)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument(
+        "--system",
+        choices=("celeriac", "pgqueuer", "procrastinate"),
+        default="celeriac",
+        help="the others run --concurrency worker processes (each counts as a 'parent')",
+    )
     p.set_defaults(workers=1)
     options = p.parse_args(argv)
-    with celeriac_system(options) as system:
-        runs = [one_run(system, options) for _ in range(options.reps)]
-    print(
-        f"{options.tasks} tasks, {options.workers} worker(s) -P {options.pool} "
-        f"-c {options.concurrency}, load {os.getloadavg()[0]:.1f}"
-    )
+    if options.system == "celeriac":
+        with celeriac_system(options) as system:
+            runs = [one_run(system, options) for _ in range(options.reps)]
+        what = f"{options.workers} worker(s) -P {options.pool} -c {options.concurrency}"
+    else:
+        with other_system(options) as system:
+            runs = [one_run(system, options) for _ in range(options.reps)]
+        what = f"{options.system}, {options.concurrency} worker processes"
+    print(f"{options.tasks} tasks, {what}, load {os.getloadavg()[0]:.1f}")
     print(f"ms of CPU, and context switches, per task (median [min-max] of {options.reps} runs)")
     for key in runs[0]:
         values = [r[key] for r in runs]
