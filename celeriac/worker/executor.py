@@ -80,16 +80,13 @@ class Outcome:
     def __reduce__(self) -> tuple[Callable[..., Outcome], tuple[Any, ...]]:
         # pickled once per job on its way back from a prefork child (see Job.__reduce__);
         # most outcomes are a plain end (no retry, nothing published): ten fields fewer
-        if not (
-            self.retry
-            or self.eta
-            or self.body
-            or self.queue
-            or self.error
-            or self.publish
-            or self.errbacks
-            or self.chords
-            or self.marks
+        if (
+            not self.retry
+            and self.eta is None
+            and self.body is None
+            and self.queue is None
+            and self.error is None
+            and not (self.publish or self.errbacks or self.chords or self.marks)
         ):
             return (_plain, (*_plain_fields(self), pack_time(self.date_started)))
         values = list(_outcome_fields(self))

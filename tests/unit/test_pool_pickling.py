@@ -90,7 +90,16 @@ def test_an_outcome_keeps_every_field_and_the_instant_of_its_times(
     traceback=st.none() | st.text(max_size=20),
     store=st.booleans(),
     extra=st.sampled_from(
-        [{}, {"queue": "q"}, {"error": "bad"}, {"body": b"[]"}, {"marks": [1]}, {"retry": True}]
+        [
+            {},
+            {"queue": "q"},
+            {"queue": ""},
+            {"error": "bad"},
+            {"body": b"[]"},
+            {"body": b""},
+            {"marks": [1]},
+            {"retry": True},
+        ]
     ),
 )
 def test_a_plain_outcome_takes_the_short_form_and_keeps_every_field(
