@@ -29,8 +29,9 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import drop_database, ensure_database, transactions, with_database
+from bench.common import transactions
 from bench.loadkit import add_options, celeriac_system
+from bench.run import Databases, make_system
 from bench.systems.base import System
 from bench.systems.celeriac_sys import CeleriacSystem
 
@@ -134,28 +135,21 @@ def one_run(system: System, options: argparse.Namespace) -> dict[str, float]:
 
 @contextmanager
 def other_system(options: argparse.Namespace) -> Iterator[System]:
-    """pgqueuer or procrastinate in the run's own database, dropped afterwards."""
+    """pgqueuer or procrastinate in its own database (bench.run's), dropped afterwards."""
     if options.in_place:
         raise SystemExit("--in-place runs celeriac only")
-    ensure_database(options.dsn, options.database)
-    system = make_system(options.system, options.dsn, options.database)
+    dbs = Databases(
+        argparse.Namespace(dsn=options.dsn, prefix=options.database, in_place=False, keep=False)
+    )
     try:
+        system = make_system(options.system, dbs, in_place=False)
         system.setup()
-        yield system
+        try:
+            yield system
+        finally:
+            system.teardown()
     finally:
-        system.teardown()
-        drop_database(options.dsn, options.database)
-
-
-def make_system(name: str, admin_dsn: str, database: str) -> System:
-    dsn = with_database(admin_dsn, database)
-    if name == "pgqueuer":
-        from bench.systems.pgqueuer_sys import PgqueuerSystem
-
-        return PgqueuerSystem(dsn)
-    from bench.systems.procrastinate_sys import ProcrastinateSystem
-
-    return ProcrastinateSystem(dsn)
+        dbs.drop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,9 @@ terminate or a dead child concerns. The jobs queued behind it never started: a d
 child's are put back in the queue untouched, and a terminate aimed at one kills the
 child when the job reaches the front (its queue is a few milliseconds of short jobs). A
 revoke reaches a queued job too: the parent sends the revoked ids to a child that holds
-one, and a child with jobs queued looks at its pipe (one ``poll`` call) before it starts
-the next, so the job is refused as REVOKED, as a job still in the worker's buffer is.
+one, and a child with jobs queued looks at its pipe (one ``poll`` call, at most every
+``LOOK_EVERY``) between jobs, so the job is refused as REVOKED, as a job still in the
+worker's buffer is.
 While children hold such queues, the reader lets their outcomes gather in the pipes for
 a millisecond (``GATHER``) and takes them in one wake-up, one ``read`` per child
 (``Frames``), handed on together; it only ever learns a queued job started that much
