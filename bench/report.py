@@ -186,6 +186,80 @@ def table(results: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-if __name__ == "__main__":
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results.json")
+def _stat(results: dict[str, Any], system: str, *keys: str) -> dict[str, Any] | None:
+    found: Any = results.get("systems", {}).get(system, {})
+    for key in keys:
+        found = found.get(key) if isinstance(found, dict) else None
+    return found or None
+
+
+def _times(found: float | None, digits: int = 2) -> str:
+    return "–" if found is None else f"{found:.{digits}f}×"
+
+
+def targets_row(results: dict[str, Any]) -> dict[str, str]:
+    """Issue 6's targets in one run: each ratio is celeriac's figure over the other
+    system's in the same run (per round where the file has figures by round)."""
+
+    def vs_redis(*keys: str) -> float | None:
+        return ratio(_stat(results, "celeriac", *keys), _stat(results, "celery_redis", *keys))
+
+    def median(stat: dict[str, Any] | None) -> float | None:
+        return None if stat is None else float(stat["median"])
+
+    drain = _stat(results, "celeriac", "drain", "rate")
+    rivals = [_stat(results, name, "drain", "rate") for name in ("pgqueuer", "procrastinate")]
+    rival = max((r for r in rivals if r), key=lambda r: r["median"], default=None)
+    batched = results.get("limit", {}).get("batched", {}).get("rate")
+    scale = results.get("scale") or {}
+    small = scale.get("processes", {}).get("2", {}).get("rate")
+    big = scale.get("backlog", {}).get("1000000", {}).get("rate")
+    bulk = median(_stat(results, "celeriac", "enqueue_bulk", "rate"))
+    over = median(_stat(results, "celeriac", "fanout", "overhead_pct"))
+    share = median(_stat(results, "celeriac", "fanout", "request_median_pct_of_wall"))
+    part = None if not (drain and batched) else drain["median"] / batched["median"] * 100
+    slower = None if not (small and big) else (1 - big["median"] / small["median"]) * 100
+    return {
+        "run": str(results.get("meta", {}).get("date", "?"))[:16].replace("T", " ")[5:],
+        "drain vs Celery+Redis (≥ 5×)": _times(vs_redis("drain", "rate"), 1),
+        "drain vs pgqueuer/procrastinate (≥ 3×)": _times(ratio(drain, rival)),
+        "drain, % of pgbench batched (≥ 50)": "–" if part is None else f"{part:.0f}",
+        "start p50 (≤ 1.5×)": _times(vs_redis("latency", "start.p50")),
+        "start p99 (≤ 2×)": _times(vs_redis("latency", "start.p99")),
+        "get() p50 (≤ 1×)": _times(vs_redis("latency", "roundtrip.p50")),
+        "durable delay() (≥ 1.5×)": _times(vs_redis("enqueue", "rate")),
+        "transient delay()": _times(
+            ratio(
+                _stat(results, "celeriac", "enqueue_transient", "rate"),
+                _stat(results, "celery_redis", "enqueue", "rate"),
+            )
+        ),
+        "bulk /s (≥ 50,000)": "–" if bulk is None else f"{bulk:,.0f}",
+        "fan-out over ideal % (≤ 5)": "–" if over is None else f"{over:.1f}",
+        "request median, % of wall (≤ 60)": "–" if share is None else f"{share:.0f}",
+        "1M backlog slower by % (≤ 20)": "–" if slower is None else f"{slower:.0f}",
+    }
+
+
+def targets_table(runs: list[dict[str, Any]]) -> str:
+    """One row per target of issue 6, one column per run (a results JSON)."""
+    columns = [targets_row(results) for results in runs]
+    if not columns:
+        return ""
+    rows = [[key] + [column[key] for column in columns] for key in list(columns[0])[1:]]
+    return _table(["target"] + [column["run"] for column in columns], rows)
+
+
+def main(argv: list[str]) -> None:
+    """``python -m bench.report [file]``: the tables of one run (default
+    bench/results.json); ``python -m bench.report --targets file...``: issue 6's targets,
+    one row per run."""
+    if argv[:1] == ["--targets"]:
+        print(targets_table([json.loads(Path(p).read_text()) for p in argv[1:]]))
+        return
+    path = Path(argv[0] if argv else Path(__file__).parent / "results.json")
     print(table(json.loads(path.read_text())))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
