@@ -53,6 +53,18 @@ def test_bench_smoke_runs_and_reports(dsn: str, tmp_path: Path) -> None:
     assert results["latency"]["start.p99"]["median"] > 0
     assert results["latency"]["roundtrip.p50"]["median"] > 0
     assert "### Drain" in proc.stdout
+    # the targets table reads a real results file (a smoke run has celeriac alone)
+    targets = subprocess.run(
+        [sys.executable, "-m", "bench.report", "--targets", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert targets.returncode == 0, targets.stderr[-3000:]
+    bulk = results["enqueue_bulk"]["rate"]["median"]
+    assert f"| bulk /s (≥ 50,000) | {bulk:,.0f} |" in targets.stdout
 
 
 def _bench(module: str, dsn: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
