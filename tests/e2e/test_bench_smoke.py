@@ -143,6 +143,19 @@ def test_cpu_smoke_splits_cpu_time_by_process(dsn: str, tmp_path: Path) -> None:
     assert "ms of CPU, and context switches, per task" in proc.stdout
 
 
+def test_direct_smoke_records_every_task_both_ways(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "direct.json"
+    proc = _bench("direct", dsn, out, "--tasks", "2000", "--reps", "1", "--batch", "200")
+    # (it exits non-zero when a direct process records fewer tasks than were queued)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = json.loads(out.read_text())
+    (prefork,), (direct,) = runs["prefork"], runs["direct"]
+    for run in (prefork, direct):
+        assert run["processes"] > 0 and run["postgres"] > 0 and run["tasks/s"] > 0
+        assert run["total"] == pytest.approx(run["processes"] + run["postgres"])
+    assert "ms of CPU per task and tasks/s" in proc.stdout
+
+
 def _script(module: str, dsn: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m bench.<module> --dsn DSN --json OUT ARGS`` (its own schema)."""
     return subprocess.run(
