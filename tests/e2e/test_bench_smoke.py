@@ -19,26 +19,18 @@ pytestmark = pytest.mark.e2e
 
 def test_bench_smoke_runs_and_reports(dsn: str, tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.run",
-            "--smoke",
-            "--systems",
-            "celeriac",
-            "--in-place",
-            "--workloads",
-            "enqueue,drain,latency",
-            "--dsn",
-            dsn,
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
+    proc = _module(
+        "bench.run",
+        "--smoke",
+        "--systems",
+        "celeriac",
+        "--in-place",
+        "--workloads",
+        "enqueue,drain,latency",
+        "--dsn",
+        dsn,
+        "--json",
+        str(out),
         timeout=110,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -54,38 +46,28 @@ def test_bench_smoke_runs_and_reports(dsn: str, tmp_path: Path) -> None:
     assert results["latency"]["roundtrip.p50"]["median"] > 0
     assert "### Drain" in proc.stdout
     # the targets table reads a real results file (a smoke run has celeriac alone)
-    targets = subprocess.run(
-        [sys.executable, "-m", "bench.report", "--targets", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    targets = _module("bench.report", "--targets", str(out), timeout=30)
     assert targets.returncode == 0, targets.stderr[-3000:]
     bulk = results["enqueue_bulk"]["rate"]["median"]
     assert f"| bulk /s (≥ 50,000) | {bulk:,.0f} |" in targets.stdout
 
 
-def _bench(module: str, dsn: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m bench.<module>`` in a throwaway schema of the test database."""
+def _module(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> ARGS`` from the repository's root."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            f"bench.{module}",
-            "--in-place",
-            "--dsn",
-            dsn,
-            "--json",
-            str(out),
-            *args,
-        ],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=timeout,
+    )
+
+
+def _bench(module: str, dsn: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bench.<module>`` in a throwaway schema of the test database."""
+    return _module(
+        f"bench.{module}", "--in-place", "--dsn", dsn, "--json", str(out), *args, timeout=100
     )
 
 
