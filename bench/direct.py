@@ -23,6 +23,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import statistics
 import time
 from pathlib import Path
@@ -79,6 +80,20 @@ def _drain(dsn: str, schema: str, batch: int, ready: Any, go: Any, out: Any, lea
     app.close()
 
 
+def _report(out: Any, procs: list[Any]) -> tuple[int, float, float]:
+    """The next process's (tasks recorded, CPU seconds, end time); fails at once when a
+    process ended without reporting (its traceback is on stderr)."""
+    while True:
+        try:
+            done, cpu, end = out.get(timeout=1)
+            return int(done), float(cpu), float(end)
+        except queue.Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                code = dead[0].exitcode
+                raise SystemExit(f"a direct process failed (exit code {code})") from None
+
+
 def direct_run(system: CeleriacSystem, options: argparse.Namespace) -> dict[str, float]:
     dsn, tasks = system.db_dsn, options.tasks
     assert dsn is not None
@@ -93,20 +108,25 @@ def direct_run(system: CeleriacSystem, options: argparse.Namespace) -> dict[str,
         )
         for _ in range(options.procs)
     ]
-    for proc in procs:
-        proc.start()
-    for _ in procs:
-        if not ready.acquire(timeout=60):
-            raise SystemExit("a direct process did not start within 60 s")
-    skip = system.poll_conn().info.backend_pid
-    before = snapshot(set(), dsn, skip)
-    began = time.monotonic()
-    go.set()
-    ends = [out.get(timeout=600) for _ in procs]
-    after = snapshot(set(), dsn, skip)
-    leave.set()
-    for proc in procs:
-        proc.join(10)
+    try:
+        for proc in procs:
+            proc.start()
+        for _ in procs:
+            if not ready.acquire(timeout=60):
+                raise SystemExit("a direct process did not connect within 60 s")
+        skip = system.poll_conn().info.backend_pid
+        before = snapshot(set(), dsn, skip)
+        began = time.monotonic()
+        go.set()
+        ends = [_report(out, procs) for _ in procs]
+        after = snapshot(set(), dsn, skip)
+    finally:  # (a failed run leaves no process waiting)
+        go.set()
+        leave.set()
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
     done = sum(end[0] for end in ends)
     if done != tasks:
         raise SystemExit(f"{done} of {tasks} tasks recorded")
@@ -130,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3)
     p.set_defaults(workers=1)
     options = p.parse_args(argv)
+    if options.procs < 1 or options.batch < 1 or options.tasks < 1:
+        p.error("--procs, --batch and --tasks must be at least 1")
     options.concurrency = options.procs
     runs: dict[str, list[dict[str, float]]] = {"prefork": [], "direct": []}
     with celeriac_system(options) as system:
