@@ -253,7 +253,7 @@ def targets_table(runs: list[dict[str, Any]]) -> str:
 def main(argv: list[str]) -> None:
     """``python -m bench.report [file]``: the tables of one run (default
     bench/results.json); ``python -m bench.report --targets file...``: issue 6's targets,
-    one row per run."""
+    a row per target and a column per run."""
     if argv[:1] == ["--targets"]:
         print(targets_table([json.loads(Path(p).read_text()) for p in argv[1:]]))
         return

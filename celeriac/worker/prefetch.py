@@ -37,8 +37,8 @@ BUDGET = 0.1  # seconds of the pool's work the buffer may hold while jobs are sh
 # seconds: a job's cost as counted against BUDGET is at least this, the worker's own time
 # per job (claim, hand-over, record: ~0.25 ms of a 2-process drain at 8,000 tasks/s),
 # which a no-op body's measured runtime leaves out. At 1 ms, a drain of no-op jobs claimed
-# 100 at a time; at 0.25 ms, 400: PostgreSQL's CPU a task fell 9-22 % and the whole
-# drain's 2-16 % (bench.cpu, three A/B pairs)
+# 100 at a time; at 0.25 ms, 400: PostgreSQL's CPU a task fell 9-22 % and all CPU a task
+# 2-16 % (bench.cpu, three A/B pairs). Jobs of 1 ms or more get the same buffer as before
 FLOOR = 0.00025
 MAX_AHEAD = 1024
 DEPTH_BUDGET = 0.005  # seconds of work a prefork process may hold queued behind its job
