@@ -96,6 +96,13 @@ _UNSET = object()
 _SAME_AS_BROKER = {"rpc", "django-db", "db", "database"}
 
 
+def _default(key: str) -> Any:
+    """A setting's value when it was not set (``_UNSET``: no such setting)."""
+    if key == "celeriac_schema":
+        return os.environ.get("CELERIAC_SCHEMA") or DEFAULTS[key]
+    return DEFAULTS.get(key, _UNSET)
+
+
 class Settings(dict[str, Any]):
     """Celery-style configuration: a dict with attribute access and defaults."""
 
@@ -109,18 +116,17 @@ class Settings(dict[str, Any]):
         self[key] = value
 
     def __missing__(self, key: str) -> Any:
-        if key == "celeriac_schema":
-            return os.environ.get("CELERIAC_SCHEMA") or DEFAULTS[key]
-        if key in DEFAULTS:
-            return DEFAULTS[key]
-        raise KeyError(key)
+        value = _default(key)
+        if value is _UNSET:
+            raise KeyError(key)
+        return value
 
     def get(self, key: str, default: Any = None) -> Any:
         # (no KeyError raised and caught for a default: tasks read their settings per job)
         value = dict.get(self, key, _UNSET)
         if value is _UNSET:
-            return self[key] if key == "celeriac_schema" else DEFAULTS.get(key, default)
-        return value
+            value = _default(key)
+        return default if value is _UNSET else value
 
     def update_from(self, source: Mapping[str, Any] | object, namespace: str | None = None) -> None:
         """Copy settings from a mapping or object; with a namespace only ``NS_NAME`` keys."""
