@@ -42,6 +42,8 @@ def _sigs(app: Celery, value: Any) -> list[Signature]:
 def on_success(app: Celery, request: Context, retval: Any) -> Plan:
     """What a successful task sends on: its callbacks (``link``) and the next step of its
     chain, each with the return value prepended (unless immutable)."""
+    if not request.callbacks and not request.chain:
+        return Plan()  # most jobs: nothing to send on
     planner = Planner(app, parent_id=request.id, root_id=request.root_id or request.id)
     for sig in _sigs(app, request.callbacks):
         planner.add(sig, [retval])

@@ -50,6 +50,22 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker.executor")
 
+# message headers that are request attributes as they are (Execution.request_context)
+_HEADER_NAMES = frozenset(
+    "lang task id shadow eta expires group group_index retries timelimit root_id parent_id "
+    "argsrepr kwargsrepr origin ignore_result replaced_task_nesting stamped_headers stamps "
+    "reply_to correlation_id".split()
+)
+
+# the handler of each state a body ends in (Execution.classify)
+_HANDLERS = {
+    states.SUCCESS: "on_success",
+    states.RETRY: "on_retry",
+    states.FAILURE: "on_failure",
+    states.IGNORED: "on_ignored",
+    states.REJECTED: "on_rejected",
+}
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -209,9 +225,12 @@ class Execution:
         assert body is not None
         headers, embed = job.headers, body.embed
         timelimit = headers.get("timelimit") or [None, None]
-        return Context.of(
+        if headers.keys() <= _HEADER_NAMES:  # what celeriac's and Celery's clients write
+            values = dict(headers)
+        else:  # other headers: only names that can be attributes of the request
+            values = {key: value for key, value in headers.items() if key.isidentifier()}
+        values.update(
             {
-                **{key: value for key, value in headers.items() if key.isidentifier()},
                 "id": job.task_id,
                 "task": job.task_name,
                 "args": body.args,
@@ -239,6 +258,7 @@ class Execution:
                 "attempt": job.attempt,
             }
         )
+        return Context.of(values)
 
     def execute(self, request: Context) -> Outcome:
         task = self.task
@@ -304,13 +324,8 @@ class Execution:
             logger.warning("Task %s[%s]: cannot store STARTED: %s", task.name, task.request.id, exc)
 
     def classify(self, task: Task, request: Context, ran: RunResult, runtime: float) -> Outcome:
-        handler = {
-            states.SUCCESS: self.on_success,
-            states.RETRY: self.on_retry,
-            states.FAILURE: self.on_failure,
-            states.IGNORED: self.on_ignored,
-            states.REJECTED: self.on_rejected,
-        }[ran.state]
+        handler: Callable[[Task, Context, RunResult], Outcome]
+        handler = getattr(self, _HANDLERS[ran.state])
         outcome = handler(task, request, ran)
         outcome.runtime = runtime
         self.log_outcome(outcome, ran)
