@@ -193,6 +193,20 @@ def test_publish_parts_smoke_times_each_variant_and_drops_its_schema(
     assert left == (0,)
 
 
+def test_executor_smoke_times_each_round_and_drops_its_schema(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "executor.json"
+    proc = _script("executor", dsn, out, "--jobs", "30", "--rounds", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rounds = json.loads(out.read_text())["rounds"]
+    assert len(rounds) == 2
+    assert all(r["executor_us"] > 0 and r["to_batch_us"] > 0 for r in rounds), rounds
+    with psycopg.connect(dsn) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench\\_executor\\_%'"
+        ).fetchone()
+    assert left == (0,)
+
+
 def test_statements_smoke_counts_statements_per_task(dsn: str, tmp_path: Path) -> None:
     """With pg_stat_statements loaded: a lone job's get() is three statements (publish,
     claim, finish) and a drain's claims and finishes are batched. Without it (the usual
