@@ -31,7 +31,7 @@ from celeriac.worker.completer import to_batch
 from celeriac.worker.executor import Execution
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-SLICE = 1000  # jobs timed together: about what a worker holds at once
+SLICE = 1000  # jobs claimed and timed together: about what a worker holds at once
 
 
 def claimed(app: Any, conn: psycopg.Connection[Any], worker_id: int, count: int) -> list[Job]:
@@ -39,7 +39,7 @@ def claimed(app: Any, conn: psycopg.Connection[Any], worker_id: int, count: int)
     app.tasks["bench.noop"].delay_many([[] for _ in range(count)])
     jobs: list[Job] = []
     while len(jobs) < count:
-        got = app.broker.claim(conn, "celery", 1000, worker_id)
+        got = app.broker.claim(conn, "celery", SLICE, worker_id)
         if not got:
             raise SystemExit(f"claimed {len(jobs)} of {count} jobs; the queue ran dry")
         jobs += got
@@ -79,9 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             worker_id = _register(app, conn, "executor@bench")
             for _ in range(options.rounds):
                 jobs = claimed(app, conn, worker_id, options.jobs)
-                # in slices of a claim's size, as a worker holds them
                 parts = [timed(app, jobs[i : i + SLICE]) for i in range(0, len(jobs), SLICE)]
-                rounds.append(tuple(sum(p[k] * n for p, n in parts) / len(jobs) for k in (0, 1)))
+                rounds.append(tuple(sum(us[k] * n for us, n in parts) / len(jobs) for k in (0, 1)))
     finally:
         app.close()
         with psycopg.connect(options.dsn, autocommit=True) as conn:
