@@ -42,7 +42,8 @@ from celeriac.worker.executor import Execution
 RESULT_EXPIRES = 86400.0
 
 
-def _register(app: Any, conn: psycopg.Connection[Any], name: str) -> int:
+def register_worker(app: Any, conn: psycopg.Connection[Any], name: str) -> int:
+    """A row in the workers table for a process that claims jobs outside a worker: its id."""
     row = conn.execute(
         query("register_worker", app.database.schema),
         {
@@ -66,7 +67,7 @@ def _drain(dsn: str, schema: str, batch: int, ready: Any, go: Any, out: Any, lea
     name = f"direct-{os.getpid()}@bench"
     conn = app.database.connect()
     app.broker.prepare_claims(conn)
-    worker_id = _register(app, conn, name)
+    worker_id = register_worker(app, conn, name)
     ready.release()
     go.wait()
     cpu, done = time.process_time(), 0

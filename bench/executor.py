@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 
 from bench.apps.celeriac_app import make_app
-from bench.direct import _register
+from bench.direct import register_worker
 from celeriac.message import Job
 from celeriac.worker.completer import to_batch
 from celeriac.worker.executor import Execution
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         app.ensure_schema()
         with app.database.connect() as conn:
             app.broker.prepare_claims(conn)
-            worker_id = _register(app, conn, "executor@bench")
+            worker_id = register_worker(app, conn, "executor@bench")
             for _ in range(options.rounds):
                 jobs = claimed(app, conn, worker_id, options.jobs)
                 parts = [timed(app, jobs[i : i + SLICE]) for i in range(0, len(jobs), SLICE)]
