@@ -72,6 +72,7 @@ class BasePool:
 
     name = "base"
     marks_started = False  # True: the pool reports when a job starts (``on_started``)
+    inline = False  # True: ``submit`` runs the job in the caller's thread before returning
 
     def __init__(
         self,
@@ -224,13 +225,16 @@ class SoloPool(BasePool):
     """Runs each job inline in the worker's consumer thread (concurrency 1)."""
 
     name = "solo"
+    inline = True
 
     def submit(self, job: Job) -> None:
         try:
             with self.lock:
                 self.running[job.id] = Running(job, time.monotonic(), os.getpid())
             hard, soft = self.limits_for(job)
-            guard = lambda s, h: alarm_guard(soft, hard, True)  # noqa: E731
+            guard = None
+            if hard or soft:
+                guard = lambda s, h: alarm_guard(soft, hard, True)  # noqa: E731
             outcome: Outcome | None = Execution(
                 self.app, job, self.hostname, guard=guard
             ).run_safely()

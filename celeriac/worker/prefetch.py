@@ -85,6 +85,11 @@ class Prefetch:
         budget = int(concurrency * BUDGET / max(self.average, FLOOR))
         return max(celery, min(budget, MAX_AHEAD))
 
+    def short(self) -> bool:
+        """Jobs are short enough to be buffered (``capacity()`` is not 0), cheaply."""
+        average = self.average
+        return average is not None and average <= SHORT and self.multiplier > 1
+
     def depth(self) -> int:
         """How many jobs one prefork process may hold (the one it runs and those queued
         behind it): 1 unless jobs are so short that ``DEPTH_BUDGET`` fits several."""
