@@ -46,10 +46,17 @@ def _ratio(value: dict[str, Any] | None, base: dict[str, Any] | None, digits: in
     return "–" if found is None else f"{found:.{digits}f}×"
 
 
+def _runs(data: dict[str, Any], workload: str) -> bool:
+    """Whether the system runs ``workload`` at all (``celeriac_solo`` runs two)."""
+    return workload in data.get("only", [workload])
+
+
 def enqueue_table(systems: dict[str, Any]) -> str:
     base = systems.get("celery_redis", {}).get("enqueue", {}).get("rate")
     rows = []
     for data in systems.values():
+        if not _runs(data, "enqueue"):
+            continue
         one, bulk = data.get("enqueue", {}), data.get("enqueue_bulk", {})
         fast = data.get("enqueue_transient", {})
         rows.append(
@@ -126,6 +133,8 @@ def fanout_table(systems: dict[str, Any]) -> str:
     rows = []
     for data in systems.values():
         f = data.get("fanout")
+        if not _runs(data, "fanout"):
+            continue
         if not f:
             rows.append([data["label"], "n/a (no chords)", "", "", "", ""])
             continue
@@ -208,9 +217,11 @@ def targets_row(results: dict[str, Any]) -> dict[str, str]:
         return None if stat is None else float(stat["median"])
 
     drain = _stat(results, "celeriac", "drain", "rate")
+    solo = _stat(results, "celeriac_solo", "drain", "rate")
     rivals = [_stat(results, name, "drain", "rate") for name in ("pgqueuer", "procrastinate")]
     rival = max((r for r in rivals if r), key=lambda r: r["median"], default=None)
     batched = results.get("limit", {}).get("batched", {}).get("rate")
+    part_solo = None if not (solo and batched) else solo["median"] / batched["median"] * 100
     scale = results.get("scale") or {}
     small = scale.get("processes", {}).get("2", {}).get("rate")
     big = scale.get("backlog", {}).get("1000000", {}).get("rate")
@@ -224,6 +235,10 @@ def targets_row(results: dict[str, Any]) -> dict[str, str]:
         "drain vs Celery+Redis (≥ 5×)": _times(vs_redis("drain", "rate"), 1),
         "drain vs pgqueuer/procrastinate (≥ 3×)": _times(ratio(drain, rival)),
         "drain, % of pgbench batched (≥ 50)": "–" if part is None else f"{part:.0f}",
+        "drain, -P solo workers, vs pgqueuer/procrastinate": _times(ratio(solo, rival)),
+        "drain, -P solo workers, % of pgbench batched": "–"
+        if part_solo is None
+        else f"{part_solo:.0f}",
         "start p50 (≤ 1.5×)": _times(vs_redis("latency", "start.p50")),
         "start p99 (≤ 2×)": _times(vs_redis("latency", "start.p99")),
         "get() p50 (≤ 1×)": _times(vs_redis("latency", "roundtrip.p50")),

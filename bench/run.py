@@ -25,6 +25,7 @@ from bench.systems.base import System
 
 ALL_SYSTEMS = [
     "celeriac",
+    "celeriac_solo",
     "celery_redis",
     "celery_rabbitmq",
     "celery_sqla",
@@ -120,13 +121,14 @@ class Databases:
 
 
 def make_system(name: str, dbs: Databases, in_place: bool) -> System:
-    if name == "celeriac":
+    if name in ("celeriac", "celeriac_solo"):
         from bench.systems.celeriac_sys import CeleriacSystem
 
         schema = f"bench_{uuid.uuid4().hex[:8]}" if in_place else "bench"
-        return CeleriacSystem(dbs.dsn("celeriac"), schema)
+        pool = "solo" if name == "celeriac_solo" else "prefork"
+        return CeleriacSystem(dbs.dsn(name), schema, pool)
     if in_place:
-        raise SystemExit("--in-place runs celeriac only")
+        raise SystemExit("--in-place runs celeriac and celeriac_solo only")
     if name.startswith("celery_"):
         from bench.systems.celery_sys import celery_systems
 
@@ -191,6 +193,8 @@ def plan_of(system: System, sizes: dict[str, Any]) -> Plan:
     )
     if system.has_chords:
         plan["fanout"] = lambda: workloads.fanout(system, requests=sizes["fanout"])
+    if system.workloads is not None:
+        plan = {key: run for key, run in plan.items() if key.split("_")[0] in system.workloads}
     return plan
 
 
@@ -268,6 +272,8 @@ def set_up(
             continue
         systems[name] = system
         results["systems"][name] = {"label": system.label}
+        if system.workloads is not None:
+            results["systems"][name]["only"] = list(system.workloads)
     return systems
 
 

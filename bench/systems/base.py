@@ -17,6 +17,7 @@ class System:
     has_results = True  # delay().get() round trip
     has_chords = True  # fan-out workload
     has_transient = False  # an opt-in enqueue that does not wait for the disk (enqueue_transient)
+    workloads: tuple[str, ...] | None = None  # only these (bench.run's names); None: all
     db_dsn: str | None = None  # PostgreSQL database whose transactions we count
 
     _poll_conn: Any = None

@@ -1,4 +1,5 @@
-"""celeriac: PostgreSQL broker and result backend, prefork worker."""
+"""celeriac: PostgreSQL broker and result backend; one prefork worker (``celeriac``), or
+as many ``-P solo`` workers as the workload's concurrency (``celeriac_solo``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ class CeleriacSystem(System):
         self.db_dsn = dsn
         self.schema = schema
         self.pool = pool
+        if pool == "solo":  # one process per slot, each its own worker: as pgqueuer runs
+            self.name, self.label = "celeriac_solo", "celeriac -P solo"
+            self.workloads = ("drain", "latency")  # the rest is the client's, or prefork's
         self.app = celeriac_app.make_app(dsn, schema)
         self.has_chords = _has_chord()
 
@@ -80,7 +84,10 @@ class CeleriacSystem(System):
         return self.count(f'SELECT count(*) FROM "{self.schema}".results')
 
     def workers(self, concurrency: int, count: int = 1) -> Workers:
-        """``count`` worker processes (each its own process group) of ``concurrency`` slots."""
+        """``count`` worker processes (each its own process group) of ``concurrency`` slots;
+        with ``-P solo``, ``concurrency`` workers of one slot each."""
+        if self.pool == "solo":
+            concurrency, count = 1, concurrency * count
         env = dict(os.environ, BENCH_DSN=self.db_dsn or "", BENCH_SCHEMA=self.schema)
         command = [
             python(),

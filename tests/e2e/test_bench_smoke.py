@@ -23,7 +23,7 @@ def test_bench_smoke_runs_and_reports(dsn: str, tmp_path: Path) -> None:
         "bench.run",
         "--smoke",
         "--systems",
-        "celeriac",
+        "celeriac,celeriac_solo",
         "--in-place",
         "--workloads",
         "enqueue,drain,latency",
@@ -45,6 +45,13 @@ def test_bench_smoke_runs_and_reports(dsn: str, tmp_path: Path) -> None:
     assert results["latency"]["start.p99"]["median"] > 0
     assert results["latency"]["roundtrip.p50"]["median"] > 0
     assert "### Drain" in proc.stdout
+    # -P solo workers, one per slot: the drain and latency only (the client is the same)
+    solo = json.loads(out.read_text())["systems"]["celeriac_solo"]
+    assert solo["drain"]["rate"]["median"] > 0 and solo["latency"]["roundtrip.p50"]["median"] > 0
+    assert "enqueue" not in solo and solo["only"] == ["drain", "latency"]
+    drain_table = proc.stdout.split("### Drain")[1].split("###")[0]
+    assert "| celeriac -P solo | 500 |" in drain_table
+    assert "celeriac -P solo" not in proc.stdout.split("### Drain")[0]  # not in Enqueue
     # the targets table reads a real results file (a smoke run has celeriac alone)
     targets = _module("bench.report", "--targets", str(out), timeout=30)
     assert targets.returncode == 0, targets.stderr[-3000:]
