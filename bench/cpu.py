@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         with celeriac_system(options) as system:
             runs = [one_run(system, options) for _ in range(options.reps)]
         what = f"{options.workers} worker(s) -P {options.pool} -c {options.concurrency}"
+        if options.pool == "solo":  # (one -P solo worker per slot: CeleriacSystem.workers)
+            what = f"{options.workers * options.concurrency} worker(s) -P solo"
     else:
         with other_system(options) as system:
             runs = [one_run(system, options) for _ in range(options.reps)]
