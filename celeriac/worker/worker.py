@@ -325,9 +325,13 @@ class Worker:
 
     def on_outcomes(self, outcomes: list[Outcome]) -> None:
         with self.lock:
-            self.processed += len(outcomes)
             for outcome in outcomes:
-                self.totals[outcome.task_name] += 1
+                # a task processed (``inspect stats``): a job that ended or is retried,
+                # not a started mark nor a job given back untouched (these counted too,
+                # so a solo or threads worker with a buffer counted most jobs twice)
+                if outcome.kind == "finish" or (outcome.kind == "requeue" and outcome.retry):
+                    self.processed += 1
+                    self.totals[outcome.task_name] += 1
         for outcome in outcomes:
             if outcome.runtime > 0:  # a run, not a started mark, a release or a lost job
                 self.consumer.prefetch.observe(outcome.runtime, outcome.task_name)
