@@ -185,11 +185,17 @@ o AS (
 -- (A part of finish, finish_alone and finish_one, not a statement.) The jobs the outcomes
 -- (o) end: only rows whose fencing token still matches are deleted — a worker that lost
 -- its claim cannot overwrite the attempt that replaced it. %(alone)s true leaves chord
--- and group members alone (finish_alone, finish_one).
+-- and group members alone (finish_alone, finish_one). A group id is never empty: the
+-- test is written ``> ''`` for the planner's sake. Without statistics on the expression
+-- it took ``->> IS NOT NULL`` as true of 99.5 % of jobs, so "not a group member" matched
+-- almost none, and it joined the running jobs to the batch's outcomes in a nested loop,
+-- every outcome read again for every running job: 68 ms for 500 outcomes against 800
+-- running jobs, a hash join 2 ms. Two solo workers draining 20,000 jobs fell from ~15,000
+-- to ~4,500 tasks/s on it (finishes of 1,000 outcomes took 250-400 ms).
 done AS (
     DELETE FROM {schema}.jobs j USING o
     WHERE j.id = o.job_id AND j.attempt = o.attempt AND j.state = 'running'
-      AND NOT (%(alone)s::bool AND j.headers->>'group' IS NOT NULL)
+      AND NOT (%(alone)s::bool AND coalesce(j.headers->>'group', '') > '')
     RETURNING j.id, j.task_id, j.task_name, j.queue, j.retries, j.headers, j.content_type, j.body,
               j.sort_key
 )
