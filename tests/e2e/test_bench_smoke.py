@@ -1,4 +1,5 @@
-"""The benchmark's smoke run (celeriac only, tiny sizes) so bench/ does not rot."""
+"""The benchmark's smoke run (celeriac only, prefork and -P solo; tiny sizes) so bench/ does
+not rot."""
 
 from __future__ import annotations
 
