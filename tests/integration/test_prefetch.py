@@ -449,17 +449,22 @@ def _inline_consumer(
     return consumer
 
 
+def _inline_claimed(app: Any) -> tuple[Consumer, InlinePool, list[Outcome], list[Any]]:
+    """11 jobs queued and one step taken: the first ran, the other 10 are buffered."""
+    sent = _noop(app).delay_many([(i,) for i in range(11)])
+    outcomes: list[Outcome] = []
+    pool = InlinePool()
+    consumer = _inline_consumer(app, outcomes, pool)
+    consumer.step()
+    assert len(pool.submitted) == 1 and len(consumer.prefetch) == 10
+    return consumer, pool, outcomes, sent
+
+
 def test_an_inline_pool_runs_the_whole_buffer_in_one_step(app: Any) -> None:
     """Solo runs a job inside ``submit``: one step runs every buffered job back to back,
     in order, each marked started as it leaves the buffer (a step per job cost a solo
     worker ~15 % of its CPU in a drain)."""
-    noop = _noop(app)
-    sent = noop.delay_many([(i,) for i in range(11)])
-    outcomes: list[Outcome] = []
-    pool = InlinePool()
-    consumer = _inline_consumer(app, outcomes, pool)
-    consumer.step()  # the claim: 1 runs now, 10 are buffered
-    assert len(pool.submitted) == 1 and len(consumer.prefetch) == 10
+    consumer, pool, outcomes, sent = _inline_claimed(app)
     consumer.step()
     consumer._reset()
     assert [job.task_id for job in pool.submitted] == [r.id for r in sent]
@@ -470,12 +475,7 @@ def test_an_inline_pool_runs_the_whole_buffer_in_one_step(app: Any) -> None:
 def test_an_inline_pool_stops_running_its_buffer_when_the_worker_stops(app: Any) -> None:
     """A warm shutdown between two buffered jobs: nothing more starts, and the rest go
     back to the queue untouched."""
-    noop = _noop(app)
-    noop.delay_many([(i,) for i in range(11)])
-    outcomes: list[Outcome] = []
-    pool = InlinePool()
-    consumer = _inline_consumer(app, outcomes, pool)
-    consumer.step()
+    consumer, pool, outcomes, _ = _inline_claimed(app)
     pool.during = lambda job: consumer.halt() if len(pool.submitted) == 3 else None
     consumer.step()
     assert len(pool.submitted) == 4 and len(consumer.prefetch) == 7
@@ -487,12 +487,7 @@ def test_an_inline_pool_stops_running_its_buffer_when_the_worker_stops(app: Any)
 def test_an_inline_pool_gives_its_buffer_back_when_jobs_turn_long(app: Any) -> None:
     """A buffered job that ran long stops the loop; the next step gives the rest back
     before it claims again, as for the other pools."""
-    noop = _noop(app)
-    noop.delay_many([(i,) for i in range(11)])
-    outcomes: list[Outcome] = []
-    pool = InlinePool()
-    consumer = _inline_consumer(app, outcomes, pool)
-    consumer.step()
+    consumer, pool, _, _ = _inline_claimed(app)
 
     def long(job: Job) -> None:
         if len(pool.submitted) == 2:
