@@ -310,8 +310,9 @@ CROSS JOIN (SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM told) AS
 -- %(values_channel)s: each of %(v_payloads)s when its job (%(v_jobs)s) is among those
 -- accepted, so it says what was stored (backend.ResultListener: get() needs no read).
 -- It also marks started the prefetched jobs that started since the last write
--- (%(s_jobs)s, fenced and written as mark_started): in a drain nearly every batch has some, and they
--- made it a pipelined BEGIN ... COMMIT of two statements. Returns the ids accepted.
+-- (%(s_jobs)s, fenced and written as mark_started): in a drain nearly every batch has
+-- some, and they made it a pipelined BEGIN ... COMMIT of two statements. Returns the ids
+-- accepted.
 WITH {block:finish_outcomes}, {block:finish_jobs}, {block:finish_saved}, {block:finish_steps},
 marked AS (
     UPDATE {schema}.jobs AS j SET claimed_at = coalesce(j.claimed_at, now())
