@@ -221,24 +221,25 @@ def targets_row(results: dict[str, Any]) -> dict[str, str]:
     rivals = [_stat(results, name, "drain", "rate") for name in ("pgqueuer", "procrastinate")]
     rival = max((r for r in rivals if r), key=lambda r: r["median"], default=None)
     batched = results.get("limit", {}).get("batched", {}).get("rate")
-    part_solo = None if not (solo and batched) else solo["median"] / batched["median"] * 100
+
+    def of_batched(stat: dict[str, Any] | None) -> str:
+        """A drain as a percentage of pgbench's batched limit."""
+        return "–" if not (stat and batched) else f"{stat['median'] / batched['median'] * 100:.0f}"
+
     scale = results.get("scale") or {}
     small = scale.get("processes", {}).get("2", {}).get("rate")
     big = scale.get("backlog", {}).get("1000000", {}).get("rate")
     bulk = median(_stat(results, "celeriac", "enqueue_bulk", "rate"))
     over = median(_stat(results, "celeriac", "fanout", "overhead_pct"))
     share = median(_stat(results, "celeriac", "fanout", "request_median_pct_of_wall"))
-    part = None if not (drain and batched) else drain["median"] / batched["median"] * 100
     slower = None if not (small and big) else (1 - big["median"] / small["median"]) * 100
     return {
         "run": str(results.get("meta", {}).get("date", "?"))[:16].replace("T", " ")[5:],
         "drain vs Celery+Redis (≥ 5×)": _times(vs_redis("drain", "rate"), 1),
         "drain vs pgqueuer/procrastinate (≥ 3×)": _times(ratio(drain, rival)),
-        "drain, % of pgbench batched (≥ 50)": "–" if part is None else f"{part:.0f}",
+        "drain, % of pgbench batched (≥ 50)": of_batched(drain),
         "drain, -P solo workers, vs pgqueuer/procrastinate": _times(ratio(solo, rival)),
-        "drain, -P solo workers, % of pgbench batched": "–"
-        if part_solo is None
-        else f"{part_solo:.0f}",
+        "drain, -P solo workers, % of pgbench batched": of_batched(solo),
         "start p50 (≤ 1.5×)": _times(vs_redis("latency", "start.p50")),
         "start p99 (≤ 2×)": _times(vs_redis("latency", "start.p99")),
         "get() p50 (≤ 1×)": _times(vs_redis("latency", "roundtrip.p50")),
